@@ -1,0 +1,1 @@
+"""The Grafana dashboard (generated with grafana-foundation-sdk) and the Prometheus rules."""
