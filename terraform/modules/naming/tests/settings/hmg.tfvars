@@ -1,0 +1,2 @@
+# Test fixture: a workspace that has a settings file.
+environment = "hmg"

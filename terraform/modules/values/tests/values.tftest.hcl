@@ -1,0 +1,470 @@
+# Unit tests of the values module: rendering (apply: the module has no resources) and one
+# negative run per validation rule.
+
+variables {
+  image = { repository = "ghcr.io/example/workflow-worker", tag = "0.1.0" }
+  redis = { host = "redis-master", existing_secret = "redis-auth" }
+}
+
+run "defaults_match_the_contract" {
+  command = apply
+
+  # The defaults are the chart defaults of docs/contract.md.
+  assert {
+    condition     = yamldecode(output.yaml).image == { repository = "ghcr.io/example/workflow-worker", tag = "0.1.0", pullPolicy = "IfNotPresent" }
+    error_message = "image is not rendered as {repository, tag, pullPolicy}"
+  }
+  assert {
+    condition     = yamldecode(output.yaml).worker.concurrency == 50 && yamldecode(output.yaml).worker.queue == "workflow:queue"
+    error_message = "worker defaults differ from the contract"
+  }
+  assert {
+    condition     = yamldecode(output.yaml).worker.shutdownTimeoutSeconds == 300 && yamldecode(output.yaml).terminationGracePeriodSeconds == 330
+    error_message = "grace period is not shutdown timeout + 30 s"
+  }
+  assert {
+    condition     = yamldecode(output.yaml).resources == { requests = { cpu = "1", memory = "3Gi" }, limits = { cpu = "1", memory = "3Gi" } }
+    error_message = "resources are not 1 CPU / 3Gi"
+  }
+  # list_length null renders the per-pod concurrency, as the chart would.
+  assert {
+    condition     = yamldecode(output.yaml).keda.listLength == 50 && yamldecode(output.yaml).keda.enabled && yamldecode(output.yaml).keda.minReplicaCount == 1
+    error_message = "keda.listLength does not default to worker.concurrency"
+  }
+  assert {
+    condition     = yamldecode(output.yaml).redis.existingSecret == "redis-auth" && yamldecode(output.yaml).redis.existingSecretPasswordKey == "redis-password"
+    error_message = "redis Secret reference not rendered"
+  }
+  assert {
+    condition     = yamldecode(output.yaml).redis.sentinel == { masterName = "mymaster", port = 26379 }
+    error_message = "redis.sentinel defaults differ from the contract"
+  }
+  assert {
+    condition     = yamldecode(output.yaml).affinity == {} && yamldecode(output.yaml).tolerations == [] && yamldecode(output.yaml).imagePullSecrets == []
+    error_message = "empty collections are not rendered empty"
+  }
+  assert {
+    condition     = jsonencode(yamldecode(output.yaml)) == jsonencode(output.values)
+    error_message = "the YAML output does not round-trip to the values object"
+  }
+  assert {
+    condition     = output.app_name == "workflow-worker"
+    error_message = "app_name should default to the chart name"
+  }
+  # 20 replicas at 25 % surge = 4 batches of (330 s grace + 120 s start).
+  assert {
+    condition     = output.rollout_timeout_seconds == 1800
+    error_message = "rollout timeout is not 4 x (330 + 120)"
+  }
+}
+
+run "no_keda_uses_replica_count_for_the_timeout" {
+  command = plan
+  variables {
+    keda          = { enabled = false }
+    replica_count = 3
+  }
+  assert {
+    condition     = output.values.keda.enabled == false && output.values.replicaCount == 3
+    error_message = "keda.enabled / replicaCount not rendered"
+  }
+  # 3 replicas at 25 % surge are replaced one at a time: 3 x (330 + 120).
+  assert {
+    condition     = output.rollout_timeout_seconds == 1350
+    error_message = "rollout timeout does not follow replica_count when KEDA is off"
+  }
+}
+
+run "small_rollout_gets_the_900s_floor" {
+  command = plan
+  variables {
+    keda          = { enabled = false }
+    replica_count = 1
+  }
+  assert {
+    condition     = output.rollout_timeout_seconds == 900
+    error_message = "a small rollout must still get the 900 s floor"
+  }
+}
+
+run "explicit_settings_are_rendered_in_chart_keys" {
+  command = plan
+  variables {
+    name_override                    = "billing-worker"
+    image_pull_secrets               = ["ghcr-pull"]
+    termination_grace_period_seconds = 700
+    worker = {
+      concurrency              = 20
+      shutdown_timeout_seconds = 600
+      extra_env                = { FEATURE_X = "on" }
+      benchmark                = { enabled = true, max_seconds = 5 }
+    }
+    redis = {
+      mode     = "sentinel"
+      host     = "redis-sentinel.redis"
+      port     = 26379
+      username = "worker"
+      tls      = { enabled = true, ca_secret = "redis-ca" }
+      sentinel = { master_name = "queue" }
+    }
+    keda        = { list_length = 10, max_replica_count = 40 }
+    tolerations = [{ key = "dedicated", value = "workers", effect = "NoSchedule" }]
+    affinity_json = jsonencode({ nodeAffinity = { requiredDuringSchedulingIgnoredDuringExecution = {
+      nodeSelectorTerms = [{ matchExpressions = [{ key = "pool", operator = "In", values = ["workers"] }] }]
+    } } })
+  }
+  assert {
+    condition     = output.values.nameOverride == "billing-worker" && output.app_name == "billing-worker"
+    error_message = "name_override not rendered or not reflected in app_name"
+  }
+  assert {
+    condition     = output.values.imagePullSecrets == [{ name = "ghcr-pull" }]
+    error_message = "image_pull_secrets not rendered as [{name}]"
+  }
+  assert {
+    condition     = output.values.terminationGracePeriodSeconds == 700 && output.values.worker.shutdownTimeoutSeconds == 600
+    error_message = "explicit grace period not kept"
+  }
+  assert {
+    condition     = jsonencode(output.values.worker.extraEnv) == jsonencode({ FEATURE_X = "on" }) && jsonencode(output.values.worker.benchmark) == jsonencode({ enabled = true, maxSeconds = 5, minSeconds = 2 })
+    error_message = "worker.extraEnv / benchmark not rendered"
+  }
+  assert {
+    condition     = output.values.redis.mode == "sentinel" && output.values.redis.sentinel.masterName == "queue" && output.values.redis.tls == { enabled = true, caSecret = "redis-ca", caKey = "ca.crt" }
+    error_message = "redis sentinel / tls settings not rendered"
+  }
+  assert {
+    condition     = output.values.keda.listLength == 10 && output.values.keda.maxReplicaCount == 40
+    error_message = "explicit keda settings not rendered"
+  }
+  # Unset toleration attributes are dropped rather than rendered as null.
+  assert {
+    condition     = output.values.tolerations == [{ key = "dedicated", operator = "Equal", value = "workers", effect = "NoSchedule" }]
+    error_message = "tolerations not rendered in Kubernetes form"
+  }
+  assert {
+    condition     = output.values.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key == "pool"
+    error_message = "affinity_json not decoded into values.affinity"
+  }
+  # 40 replicas at 25 % surge = 4 batches of (700 s + 120 s).
+  assert {
+    condition     = output.rollout_timeout_seconds == 3280
+    error_message = "rollout timeout does not follow the grace period"
+  }
+}
+
+################################################################################
+# One negative run per validation rule
+################################################################################
+
+run "rejects_latest_tag" {
+  command = plan
+  variables { image = { repository = "ghcr.io/example/workflow-worker", tag = "latest" } }
+  expect_failures = [var.image]
+}
+
+run "rejects_empty_tag" {
+  command = plan
+  variables { image = { repository = "ghcr.io/example/workflow-worker", tag = "" } }
+  expect_failures = [var.image]
+}
+
+run "rejects_repository_with_digest" {
+  command = plan
+  variables { image = { repository = "ghcr.io/example/workflow-worker@sha256", tag = "0.1.0" } }
+  expect_failures = [var.image]
+}
+
+run "rejects_unknown_pull_policy" {
+  command = plan
+  variables { image = { repository = "ghcr.io/example/workflow-worker", tag = "0.1.0", pull_policy = "Sometimes" } }
+  expect_failures = [var.image]
+}
+
+run "rejects_bad_pull_secret_name" {
+  command = plan
+  variables { image_pull_secrets = ["Not_A_Name"] }
+  expect_failures = [var.image_pull_secrets]
+}
+
+run "rejects_bad_name_override" {
+  command = plan
+  variables { name_override = "Worker" }
+  expect_failures = [var.name_override]
+}
+
+run "rejects_bad_fullname_override" {
+  command = plan
+  variables { fullname_override = "-worker" }
+  expect_failures = [var.fullname_override]
+}
+
+run "rejects_queue_with_whitespace" {
+  command = plan
+  variables { worker = { queue = "my queue" } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_zero_concurrency" {
+  command = plan
+  variables { worker = { concurrency = 0 } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_fractional_concurrency" {
+  command = plan
+  variables { worker = { concurrency = 2.5 } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_privileged_http_port" {
+  command = plan
+  variables { worker = { http_port = 80 } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_zero_shutdown_timeout" {
+  command = plan
+  variables { worker = { shutdown_timeout_seconds = 0 } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_short_lease" {
+  command = plan
+  variables { worker = { lease_seconds = 1 } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_zero_job_timeout" {
+  command = plan
+  variables { worker = { job_timeout_seconds = 0 } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_zero_attempts" {
+  command = plan
+  variables { worker = { max_attempts = 0 } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_short_result_ttl" {
+  command = plan
+  variables { worker = { result_ttl_seconds = 10 } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_bad_workflows_reference" {
+  command = plan
+  variables { worker = { workflows = "worker.builtin" } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_unknown_log_format" {
+  command = plan
+  variables { worker = { log_format = "xml" } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_unknown_log_level" {
+  command = plan
+  variables { worker = { log_level = "info" } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_inverted_benchmark_range" {
+  command = plan
+  variables { worker = { benchmark = { min_seconds = 10, max_seconds = 5 } } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_bad_extra_env_name" {
+  command = plan
+  variables { worker = { extra_env = { "my-var" = "x" } } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_secret_in_extra_env" {
+  command = plan
+  variables { worker = { extra_env = { REDIS_PASSWORD = "hunter2" } } }
+  expect_failures = [var.worker]
+}
+
+run "rejects_unknown_redis_mode" {
+  command = plan
+  variables { redis = { host = "redis", mode = "replicated" } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_redis_url_as_host" {
+  command = plan
+  variables { redis = { host = "redis://redis:6379/0" } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_redis_port_out_of_range" {
+  command = plan
+  variables { redis = { host = "redis", port = 70000 } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_redis_database_out_of_range" {
+  command = plan
+  variables { redis = { host = "redis", database = 16 } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_nonzero_database_in_cluster_mode" {
+  command = plan
+  variables { redis = { host = "redis", mode = "cluster", database = 1 } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_password_as_secret_name" {
+  command = plan
+  variables { redis = { host = "redis", existing_secret = "S3cr3t!Pass" } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_bad_secret_key" {
+  command = plan
+  variables { redis = { host = "redis", existing_secret_password_key = "pass word" } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_ca_secret_without_tls" {
+  command = plan
+  variables { redis = { host = "redis", tls = { ca_secret = "redis-ca" } } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_sentinel_port_out_of_range" {
+  command = plan
+  variables { redis = { host = "redis", sentinel = { port = 0 } } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_empty_sentinel_master" {
+  command = plan
+  variables { redis = { host = "redis", sentinel = { master_name = "" } } }
+  expect_failures = [var.redis]
+}
+
+run "rejects_grace_period_not_above_drain_timeout" {
+  command = plan
+  variables { termination_grace_period_seconds = 300 }
+  expect_failures = [var.termination_grace_period_seconds]
+}
+
+run "rejects_bad_cpu_quantity" {
+  command = plan
+  variables { resources = { requests = { cpu = "one" } } }
+  expect_failures = [var.resources]
+}
+
+run "rejects_bad_memory_quantity" {
+  command = plan
+  variables { resources = { limits = { memory = "3GB" } } }
+  expect_failures = [var.resources]
+}
+
+run "rejects_selector_label_override" {
+  command = plan
+  variables { pod_labels = { "app.kubernetes.io/name" = "other" } }
+  expect_failures = [var.pod_labels]
+}
+
+run "rejects_unknown_toleration_operator" {
+  command = plan
+  variables { tolerations = [{ key = "a", operator = "In" }] }
+  expect_failures = [var.tolerations]
+}
+
+run "rejects_unknown_toleration_effect" {
+  command = plan
+  variables { tolerations = [{ key = "a", effect = "Never" }] }
+  expect_failures = [var.tolerations]
+}
+
+run "rejects_affinity_that_is_not_an_object" {
+  command = plan
+  variables { affinity_json = "[1, 2]" }
+  expect_failures = [var.affinity_json]
+}
+
+run "rejects_negative_replica_count" {
+  command = plan
+  variables { replica_count = -1 }
+  expect_failures = [var.replica_count]
+}
+
+run "rejects_negative_min_replicas" {
+  command = plan
+  variables { keda = { min_replica_count = -1 } }
+  expect_failures = [var.keda]
+}
+
+run "rejects_max_below_min_replicas" {
+  command = plan
+  variables { keda = { min_replica_count = 5, max_replica_count = 2 } }
+  expect_failures = [var.keda]
+}
+
+run "rejects_zero_polling_interval" {
+  command = plan
+  variables { keda = { polling_interval = 0 } }
+  expect_failures = [var.keda]
+}
+
+run "rejects_zero_list_length" {
+  command = plan
+  variables { keda = { list_length = 0 } }
+  expect_failures = [var.keda]
+}
+
+run "rejects_zero_pods_per_scale_down_period" {
+  command = plan
+  variables { keda = { scale_down = { pods_per_period = 0 } } }
+  expect_failures = [var.keda]
+}
+
+run "rejects_zero_surge" {
+  command = plan
+  variables { rollout_max_surge_percent = 0 }
+  expect_failures = [var.rollout_max_surge_percent]
+}
+
+run "rejects_bad_service_account_name" {
+  command = plan
+  variables { service_account = { name = "Worker SA" } }
+  expect_failures = [var.service_account]
+}
+
+run "rejects_service_port_out_of_range" {
+  command = plan
+  variables { service_port = 0 }
+  expect_failures = [var.service_port]
+}
+
+run "rejects_pdb_blocking_drains" {
+  command = plan
+  variables { pod_disruption_budget = { max_unavailable = 0 } }
+  expect_failures = [var.pod_disruption_budget]
+}
+
+run "rejects_bad_redis_cidr" {
+  command = plan
+  variables { network_policy = { redis_cidr = "10.0.0.0" } }
+  expect_failures = [var.network_policy]
+}
+
+run "rejects_bad_monitoring_namespace" {
+  command = plan
+  variables { network_policy = { monitoring_namespace = "Monitoring" } }
+  expect_failures = [var.network_policy]
+}
+
+run "rejects_bad_pod_monitor_interval" {
+  command = plan
+  variables { pod_monitor = { interval = "30 seconds" } }
+  expect_failures = [var.pod_monitor]
+}
