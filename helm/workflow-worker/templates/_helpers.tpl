@@ -1,0 +1,169 @@
+{{/*
+Chart name, cut to 63 characters (the DNS label limit).
+*/}}
+{{- define "workflow-worker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: release name + chart name (or fullnameOverride), cut to 63 characters. A release name
+that already contains the chart name is used alone.
+*/}}
+{{- define "workflow-worker.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "workflow-worker.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels.
+*/}}
+{{- define "workflow-worker.labels" -}}
+helm.sh/chart: {{ include "workflow-worker.chart" . }}
+{{ include "workflow-worker.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "workflow-worker.imageTag" . | quote }}
+app.kubernetes.io/component: worker
+app.kubernetes.io/part-of: workflow-worker
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels: only name and instance, which never change over a release's life.
+*/}}
+{{- define "workflow-worker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "workflow-worker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of the `helm test` pod: distinct from the selector labels.
+*/}}
+{{- define "workflow-worker.testLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/part-of: workflow-worker
+{{- end }}
+
+{{/*
+Name of the ServiceAccount the pods use.
+*/}}
+{{- define "workflow-worker.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "workflow-worker.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image tag: image.tag, or the chart's appVersion when empty.
+*/}}
+{{- define "workflow-worker.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{/*
+The in-flight hash of the queue (docs/contract.md, worker/keys.py): `Q:processing` when Q already
+carries a Redis Cluster hash tag (a `{` followed later by `}` with at least one character between,
+counting from the first `{`), otherwise `{Q}:processing`.
+*/}}
+{{- define "workflow-worker.processingKey" -}}
+{{- $q := .Values.worker.queue }}
+{{- if regexMatch "^[^{]*\\{[^}]+\\}" $q }}
+{{- printf "%s:processing" $q }}
+{{- else }}
+{{- printf "{%s}:processing" $q }}
+{{- end }}
+{{- end }}
+
+{{/*
+True ("true") when the KEDA objects are rendered: keda.enabled, and either the API server offers
+keda.sh/v1alpha1 or keda.assumeInstalled is set. Empty otherwise (then the Deployment keeps replicas).
+*/}}
+{{- define "workflow-worker.kedaActive" -}}
+{{- if and .Values.keda.enabled (or (.Capabilities.APIVersions.Has "keda.sh/v1alpha1") .Values.keda.assumeInstalled) }}
+{{- "true" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Redis port the clients dial first: the Sentinel port in sentinel mode, else redis.port.
+*/}}
+{{- define "workflow-worker.redisDialPort" -}}
+{{- if eq .Values.redis.mode "sentinel" }}
+{{- .Values.redis.sentinel.port }}
+{{- else }}
+{{- .Values.redis.port }}
+{{- end }}
+{{- end }}
+
+{{/*
+host:port for KEDA's `address`/`addresses`.
+*/}}
+{{- define "workflow-worker.redisAddress" -}}
+{{- printf "%s:%v" .Values.redis.host (include "workflow-worker.redisDialPort" .) }}
+{{- end }}
+
+{{/*
+REDIS_URL for the worker, never with a password (that comes from the Secret as REDIS_PASSWORD).
+Standalone and sentinel carry the database index; Redis Cluster only has database 0.
+*/}}
+{{- define "workflow-worker.redisUrl" -}}
+{{- $scheme := ternary "rediss" "redis" .Values.redis.tls.enabled }}
+{{- if eq .Values.redis.mode "cluster" }}
+{{- printf "%s://%s" $scheme (include "workflow-worker.redisAddress" .) }}
+{{- else }}
+{{- printf "%s://%s/%v" $scheme (include "workflow-worker.redisAddress" .) .Values.redis.database }}
+{{- end }}
+{{- end }}
+
+{{/*
+KEDA trigger type for redis.mode.
+*/}}
+{{- define "workflow-worker.kedaTriggerType" -}}
+{{- get (dict "standalone" "redis" "sentinel" "redis-sentinel" "cluster" "redis-cluster") .Values.redis.mode }}
+{{- end }}
+
+{{/*
+Where the CA bundle is mounted in the worker container.
+*/}}
+{{- define "workflow-worker.caFile" -}}
+{{- printf "/etc/workflow-worker/redis-ca/%s" .Values.redis.tls.caKey }}
+{{- end }}
+
+{{/*
+Checks that cannot be expressed in values.schema.json. Included by the Deployment.
+*/}}
+{{- define "workflow-worker.validate" -}}
+{{- $drain := int .Values.worker.shutdownTimeoutSeconds }}
+{{- $grace := int .Values.terminationGracePeriodSeconds }}
+{{- if le $grace (add $drain 15) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than worker.shutdownTimeoutSeconds (%d) + 15 s of requeue margin; set it to at least %d" $grace $drain (add $drain 16)) }}
+{{- end }}
+{{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) }}
+{{- fail (printf "keda.minReplicaCount (%d) must not exceed keda.maxReplicaCount (%d)" (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) }}
+{{- end }}
+{{- if gt (float64 .Values.worker.benchmark.minSeconds) (float64 .Values.worker.benchmark.maxSeconds) }}
+{{- fail "worker.benchmark.minSeconds must not exceed worker.benchmark.maxSeconds" }}
+{{- end }}
+{{- if and .Values.redis.tls.caSecret (not .Values.redis.tls.enabled) }}
+{{- fail "redis.tls.caSecret is set but redis.tls.enabled is false" }}
+{{- end }}
+{{- if and .Values.redis.sentinel.passwordFromSecret (not .Values.redis.existingSecret) }}
+{{- fail "redis.sentinel.passwordFromSecret needs redis.existingSecret" }}
+{{- end }}
+{{- end }}
