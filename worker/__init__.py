@@ -1,0 +1,29 @@
+"""workflow-worker: a reliable Redis-list worker for I/O-bound asyncio workflows."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from worker.client import Client, JobFailed, JobSpec, PayloadTooLarge, SyncClient
+from worker.client import enqueue, enqueue_sync
+from worker.context import JobContext
+from worker.settings import ConfigError, Settings
+
+__all__ = [
+    "Client",
+    "ConfigError",
+    "JobContext",
+    "JobFailed",
+    "JobSpec",
+    "PayloadTooLarge",
+    "Settings",
+    "SyncClient",
+    "__version__",
+    "enqueue",
+    "enqueue_sync",
+]
+
+try:
+    __version__ = version("workflow-worker")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0"

@@ -1,0 +1,182 @@
+"""The composition root: build every part, run until a signal, then shut down in order.
+
+Shutdown order (SIGTERM or SIGINT): stop claiming at once and turn /readyz to 503; give running
+jobs up to WORKER_SHUTDOWN_TIMEOUT; cancel what still runs and put it back at the queue's
+consuming end; store every pending state change; give up the lease; stop HTTP; close Redis.
+A second signal skips the wait but still requeues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
+
+from worker.batcher import Batcher
+from worker.chores import Chores
+from worker.connection import connect
+from worker.consumer import Consumer
+from worker.context import WorkflowRegistry
+from worker.http import Health, create_app, start_http
+from worker.metrics import Metrics
+from worker.queue import RedisQueue
+from worker.registry import load_registry
+from worker.settings import Settings
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("worker")
+# Once jobs are cancelled, storing their requeue must not hang the exit forever if Redis is
+# gone: what is not stored stays claimed and other workers re-deliver it after the lease.
+REQUEUE_DEADLINE = 20.0
+
+
+class Worker:
+    """One worker process: the consumer, its chores and its HTTP endpoints."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: WorkflowRegistry | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.workflows = registry if registry is not None else load_registry(settings.workflows)
+        self.prom = metrics_registry or CollectorRegistry()
+        self.metrics = Metrics(self.prom, settings.queue)
+        self.stopping = asyncio.Event()
+        self.hard_stop = asyncio.Event()
+        self.draining = False
+        self.http_port = settings.http_port
+        self._client: Any = None
+
+    def request_stop(self) -> None:
+        """First call: drain. Second call: skip the wait (jobs are still requeued)."""
+        if self.stopping.is_set():
+            log.warning("second stop signal: cancelling running jobs now and requeueing them")
+            self.hard_stop.set()
+        self.stopping.set()
+
+    async def run(self, ready: asyncio.Event | None = None) -> int:
+        """Run until `request_stop` (or a signal); returns the process exit code."""
+        self._client = client = connect(self.settings)
+        queue = RedisQueue(client, self.settings.queue)
+        batcher = Batcher(queue, self.metrics, self.settings.result_ttl)
+        async with aiohttp.ClientSession() as http:
+            consumer = Consumer(self.settings, queue, batcher, self.metrics, self.workflows, http)
+            chores = Chores(self.settings, queue, consumer, self.metrics)
+            health = Health(last_tick=lambda: chores.last_tick, ready=self._ready(chores, consumer))
+            runner, self.http_port = await start_http(
+                create_app(health, self.prom), self.settings.http_host, self.settings.http_port
+            )
+            self._install_signals()
+            self.metrics.capacity.labels(self.settings.queue).set(self.settings.concurrency)
+            batcher.start()
+            background = [asyncio.create_task(chores.ticker(), name="ticker")]
+            try:
+                if await self._register(chores):
+                    background = [*chores.tasks()]
+                    claim = asyncio.create_task(consumer.claim_loop(), name="claim")
+                    log.info("worker started", extra=self._describe(consumer))
+                    if ready is not None:
+                        ready.set()
+                    await self.stopping.wait()
+                    await self._drain(consumer, claim, batcher)
+                    await self._leave(queue, consumer)
+            finally:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+                await batcher.close()
+                await runner.cleanup()
+                await client.aclose()
+        log.info("worker stopped")
+        return 0
+
+    def _describe(self, consumer: Consumer) -> dict[str, Any]:
+        return {
+            "worker_id": consumer.worker_id,
+            "queue": self.settings.queue,
+            "concurrency": self.settings.concurrency,
+            "http_port": self.http_port,
+            "benchmark_mode": self.settings.benchmark_mode,
+        }
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+
+    def _ready(self, chores: Chores, consumer: Consumer) -> Any:
+        async def ready() -> tuple[bool, str]:
+            if self.draining or self.stopping.is_set():
+                return False, "draining"
+            if not chores.registered:
+                return False, "not registered with Redis yet"
+            try:
+                await asyncio.wait_for(self._client.ping(), 2.0)
+            except (RedisError, OSError, TimeoutError) as exc:
+                return False, f"redis unreachable: {type(exc).__name__}: {exc}"
+            if not consumer.claiming:
+                return False, "not taking jobs"
+            return True, "ok"
+
+        return ready
+
+    async def _register(self, chores: Chores) -> bool:
+        """Register with Redis, retrying with backoff; False if told to stop first."""
+        delay = 0.1
+        while not self.stopping.is_set():
+            try:
+                await chores.register()
+                return True
+            except (RedisError, OSError) as exc:
+                self.metrics.redis_error("register")
+                log.error(
+                    "cannot reach Redis at start-up, retrying in %.1fs: %s: %s",
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                delay = min(delay * 2, 10.0)
+        return False
+
+    async def _drain(
+        self, consumer: Consumer, claim: asyncio.Task[None], batcher: Batcher
+    ) -> None:
+        self.draining = True
+        self.metrics.draining.labels(self.settings.queue).set(1)
+        consumer.stop_claiming()
+        await asyncio.gather(claim, return_exceptions=True)
+        timeout = 0.0 if self.hard_stop.is_set() else self.settings.shutdown_timeout
+        log.info(
+            "draining",
+            extra={"running": len(consumer.running), "timeout_s": timeout},
+        )
+        idle = asyncio.ensure_future(consumer.wait_idle(timeout))
+        hard = asyncio.ensure_future(self.hard_stop.wait())
+        await asyncio.wait({idle, hard}, return_when=asyncio.FIRST_COMPLETED)
+        hard.cancel()
+        if not idle.done() or not idle.result():
+            idle.cancel()
+            log.warning("drain deadline: requeueing %d running jobs", len(consumer.running))
+            consumer.interrupt_all("shutdown")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(consumer.wait_idle(None), REQUEUE_DEADLINE)
+            await asyncio.wait_for(batcher.flush(), REQUEUE_DEADLINE)
+
+    async def _leave(self, queue: RedisQueue, consumer: Consumer) -> None:
+        """Give up the lease so nobody waits for it to expire."""
+        try:
+            await queue.unregister(consumer.worker_id)
+        except (RedisError, OSError) as exc:
+            log.warning("could not remove the lease (it will expire): %s", exc)

@@ -1,0 +1,181 @@
+"""Periodic chores of a worker, each a supervised loop: lease, reaping, promotion, gauges, lag."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from worker.consumer import Consumer
+from worker.metrics import Metrics
+from worker.queue import RedisQueue
+from worker.settings import Settings
+
+__all__ = ["Chores", "new_worker_id"]
+
+log = logging.getLogger("worker.chores")
+TICK = 0.5
+FULL_SCAN_EVERY = 10
+
+
+def new_worker_id() -> str:
+    """host:pid:random; never contains '|', which separates a claim token's parts."""
+    host = socket.gethostname().replace("|", "_")
+    return f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Chores:
+    """Background loops beside the claim loop; `tasks()` builds them, the app cancels them."""
+
+    def __init__(
+        self, settings: Settings, queue: RedisQueue, consumer: Consumer, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.consumer = consumer
+        self.metrics = metrics
+        self.last_tick = time.monotonic()
+        self.redis_ok = False
+        self.registered = False
+        self._connected_since: float | None = None
+        self._beat_now = asyncio.Event()
+        self._started = time.time()
+        self._rounds = 0
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.settings.lease_seconds * 1000)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": self._started,
+            "concurrency": self.settings.concurrency,
+            "active": len(self.consumer.running),
+        }
+
+    async def register(self) -> None:
+        """Take a fresh worker id and lease (start-up, and after a lost lease)."""
+        self.consumer.worker_id = new_worker_id()
+        await self.queue.register(self.consumer.worker_id, self.lease_ms, self.info())
+        self.registered = True
+        self._ok()
+
+    def _ok(self) -> None:
+        if not self.redis_ok:
+            self._connected_since = time.monotonic()
+        self.redis_ok = True
+        self.metrics.redis_connected.labels(self.queue.keys.queue).set(1)
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        self.redis_ok = False
+        self._connected_since = None
+        self.metrics.redis_error(operation)
+        log.warning("redis %s failed: %s", operation, exc)
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        loops: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
+            ("heartbeat", self.heartbeat, self.settings.heartbeat_interval),
+            ("reap", self.reap, self.settings.heartbeat_interval),
+            ("promote", self.promote, TICK),
+            ("gauges", self.gauges, self.settings.metrics_interval),
+        ]
+        out = [asyncio.create_task(self._every(n, f, i), name=n) for n, f, i in loops]
+        out.append(asyncio.create_task(self.ticker(), name="ticker"))
+        return out
+
+    async def _every(self, name: str, func: Callable[[], Awaitable[None]], interval: float) -> None:
+        while True:
+            try:
+                await func()
+            except (RedisError, OSError) as exc:
+                self._failed(name, exc)
+            except Exception:
+                log.exception("chore %s failed", name)
+            if name == "heartbeat":
+                await self._sleep_or_beat(interval)
+            else:
+                await asyncio.sleep(interval)
+
+    async def _sleep_or_beat(self, interval: float) -> None:
+        try:
+            await asyncio.wait_for(self._beat_now.wait(), timeout=interval)
+        except TimeoutError:
+            pass
+        self._beat_now.clear()
+
+    async def heartbeat(self) -> None:
+        """Renew the lease; if it was lost, drop this process's jobs and register again."""
+        if self.consumer.lease_lost.is_set() or not self.registered:
+            await self._recover_lease()
+            return
+        held = await self.queue.renew(self.consumer.worker_id, self.lease_ms, self.info())
+        self._ok()
+        if not held:
+            await self._recover_lease()
+
+    async def _recover_lease(self) -> None:
+        if self.registered:
+            log.error(
+                "lease lost: this worker was presumed dead and its %d jobs were re-delivered;"
+                " dropping them here and registering again",
+                len(self.consumer.running),
+            )
+            self.consumer.interrupt_all("lease_lost")
+        await self.register()
+        self.consumer.lease_lost.clear()
+
+    async def reap(self) -> None:
+        """Re-deliver dead workers' jobs, but only after a full lease of our own connectivity.
+
+        After an outage every lease looks expired; waiting one lease lets live workers renew
+        theirs before anyone is declared dead.
+        """
+        since = self._connected_since
+        if since is None or time.monotonic() - since < self.settings.lease_seconds:
+            return
+        self._rounds += 1
+        full = self._rounds % FULL_SCAN_EVERY == 1
+        requeued, buried, removed = await self.queue.reap(
+            self.settings.crash_redelivery_limit, full
+        )
+        if requeued or buried or removed:
+            self.metrics.redeliveries.labels(self.queue.keys.queue).inc(requeued)
+            log.warning(
+                "re-delivered jobs of dead workers",
+                extra={"requeued": requeued, "dead_lettered": buried, "workers_removed": removed},
+            )
+
+    async def promote(self) -> None:
+        await self.queue.promote()
+
+    async def gauges(self) -> None:
+        stats = await self.queue.stats()
+        q = self.queue.keys.queue
+        m = self.metrics
+        m.queued.labels(q).set(stats.queued)
+        m.inflight.labels(q).set(stats.inflight)
+        m.delayed.labels(q).set(stats.delayed)
+        m.dead_letter.labels(q).set(stats.dead)
+        m.oldest_age.labels(q).set(stats.oldest_age)
+        self._ok()
+
+    async def ticker(self) -> None:
+        """Measure event-loop lag; a long stall (SIGSTOP, a blocking call) forces a heartbeat."""
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            lag = max(0.0, now - before - TICK)
+            self.last_tick = now
+            self.metrics.loop_lag.labels(self.queue.keys.queue).set(lag)
+            if lag > self.settings.lease_seconds / 3:
+                self._beat_now.set()

@@ -1,0 +1,303 @@
+"""`Consumer`: claim jobs only into free slots, run each as an asyncio task, record the outcome.
+
+A slot is held from claim until the job's final state is stored in Redis, so the processing hash
+never holds more than `concurrency` jobs of this worker, and the queue list holds exactly the jobs
+that wait (what KEDA scales on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from redis.exceptions import RedisError
+
+from worker.batcher import Batcher
+from worker.context import JobContext, WorkflowRegistry
+from worker.job import InvalidJob, Job, State, decode_job
+from worker.metrics import Metrics
+from worker.outcome import Outcome, failed, invalid, succeeded
+from worker.queue import Claimed, Op, RedisQueue, iso_now
+from worker.settings import Settings
+
+__all__ = ["Consumer"]
+
+log = logging.getLogger("worker.jobs")
+WAIT_TIMEOUT = 2.0
+UNKNOWN = "_unknown"
+
+
+class JobTimeout(TimeoutError):
+    """An attempt ran past its timeout and was cancelled."""
+
+
+@dataclass(slots=True)
+class Running:
+    """A claimed job this process is handling."""
+
+    token: str
+    task: asyncio.Task[None]
+    job: Job | None = None
+    inner: asyncio.Task[Any] | None = None
+    stop_reason: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def interrupt(self, reason: str) -> None:
+        """Cancel the workflow (not the bookkeeping around it) and remember why."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.inner is not None:
+            self.inner.cancel()
+
+
+class Consumer:
+    """The claim loop and the per-job tasks of one worker process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue: RedisQueue,
+        batcher: Batcher,
+        metrics: Metrics,
+        registry: WorkflowRegistry,
+        http: aiohttp.ClientSession,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.batcher = batcher
+        self.metrics = metrics
+        self.registry = registry
+        self.http = http
+        self.worker_id = ""
+        self.running: dict[str, Running] = {}
+        self._seq = 0
+        self._slot_freed = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.lease_lost = asyncio.Event()
+        self.claiming = False
+
+    @property
+    def capacity(self) -> int:
+        return self.settings.concurrency
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    async def claim_loop(self) -> None:
+        """Claim as many jobs as there are free slots; block on the list when it is empty."""
+        delay = 0.05
+        self.claiming = True
+        try:
+            while not self._stop.is_set():
+                free = self.capacity - len(self.running)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._until(self._slot_freed.wait())
+                    continue
+                try:
+                    claimed = await self.queue.claim(self.worker_id, free, self._seq)
+                    if claimed == []:
+                        await self._until(self.queue.wait_for_jobs(WAIT_TIMEOUT))
+                except (RedisError, OSError) as exc:
+                    self.metrics.redis_error("claim")
+                    log.warning("claim failed, retrying in %.2fs: %s", delay, exc)
+                    await self._until(asyncio.sleep(delay * (1 + random.random())))
+                    delay = min(delay * 2, 5.0)
+                    continue
+                delay = 0.05
+                if claimed is None:
+                    self.lease_lost.set()
+                    await self._until(asyncio.sleep(0.1))
+                    continue
+                self.metrics.redis_connected.labels(self.queue.keys.queue).set(1)
+                self._seq += len(claimed)
+                for item in claimed:
+                    self._start(item)
+        finally:
+            self.claiming = False
+
+    async def _until(self, aw: Awaitable[Any]) -> None:
+        """Await `aw` unless the stop event fires first (then `aw` is cancelled)."""
+        task = asyncio.ensure_future(aw)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (task, stop):
+                if not fut.done():
+                    fut.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                        await fut
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+    def stop_claiming(self) -> None:
+        self._stop.set()
+
+    def _start(self, item: Claimed) -> None:
+        task = asyncio.create_task(self._process(item), name=f"job:{item.token}")
+        self.running[item.token] = Running(item.token, task)
+        self.metrics.active.labels(self.queue.keys.queue).set(len(self.running))
+
+    # -- running one job --------------------------------------------------------------------
+
+    async def _process(self, item: Claimed) -> None:
+        running = self.running[item.token]
+        try:
+            outcome = await self._attempt(item, running)
+            if outcome is not None:
+                await self._record(outcome, running)
+        except Exception:
+            # A bug in bookkeeping must not leak the slot; the job stays claimed and a later
+            # reap (after this worker exits) re-delivers it.
+            log.exception("internal error while handling a job", extra={"token": item.token})
+        finally:
+            self.running.pop(item.token, None)
+            self.metrics.active.labels(self.queue.keys.queue).set(len(self.running))
+            self._slot_freed.set()
+
+    def _lookup(self, job: Job) -> Callable[..., Awaitable[Any]] | None:
+        if self.settings.benchmark_mode:
+            return self._benchmark
+        return self.registry.get(job.workflow)
+
+    async def _benchmark(self, payload: dict[str, Any], ctx: JobContext) -> dict[str, float]:
+        lo, hi = self.settings.benchmark_min_seconds, self.settings.benchmark_max_seconds
+        seconds = random.uniform(lo, hi)
+        await asyncio.sleep(seconds)
+        return {"slept": round(seconds, 3)}
+
+    async def _attempt(self, item: Claimed, running: Running) -> Outcome | None:
+        try:
+            job = decode_job(item.raw, max_bytes=self.settings.max_payload_bytes)
+        except InvalidJob as exc:
+            return invalid(item.token, item.raw, str(exc))
+        func = self._lookup(job)
+        if func is None:
+            reason = f"unknown workflow {job.workflow!r}"
+            return invalid(item.token, item.raw, reason, job.id)
+        running.job = job
+        if running.stop_reason is not None:
+            return self._interrupted(running, job, 0.0)
+        self._mark_started(item, job)
+        ctx = self._context(job)
+        started = time.monotonic()
+        running.inner = asyncio.create_task(func(job.payload, ctx))
+        timeout = job.timeout or self.settings.job_timeout
+        done, _ = await asyncio.wait({running.inner}, timeout=timeout)
+        if not done:
+            running.interrupt("timeout")
+            await asyncio.wait({running.inner})
+        duration = time.monotonic() - started
+        self.metrics.duration.labels(self.queue.keys.queue, job.workflow).observe(duration)
+        return self._result(running, job, duration)
+
+    def _result(self, running: Running, job: Job, duration: float) -> Outcome | None:
+        inner = running.inner
+        assert inner is not None
+        if inner.cancelled() or running.stop_reason == "timeout":
+            return self._interrupted(running, job, duration)
+        exc = inner.exception()
+        if exc is not None:
+            return failed(running.token, job, exc, duration, self.settings)
+        return succeeded(running.token, job, inner.result(), duration)
+
+    def _interrupted(self, running: Running, job: Job, duration: float) -> Outcome | None:
+        reason = running.stop_reason or "cancelled"
+        if reason == "timeout":
+            timeout = job.timeout or self.settings.job_timeout
+            exc = JobTimeout(f"timed out after {timeout:g}s")
+            return failed(running.token, job, exc, duration, self.settings)
+        if reason == "shutdown":
+            status = {"state": State.QUEUED.value, "requeued_at": iso_now()}
+            return Outcome(Op("requeue", running.token, job.id, job.encode(), 0, status), "")
+        if reason == "lease_lost":
+            return None
+        status = {"state": State.CANCELLED.value, "finished_at": iso_now()}
+        return Outcome(Op("done", running.token, job.id, status=status), "cancelled")
+
+    def _mark_started(self, item: Claimed, job: Job) -> None:
+        status = {
+            "state": State.RUNNING.value,
+            "workflow": job.workflow,
+            "attempt": str(job.attempt),
+            "max_attempts": str(job.max_attempts or self.settings.max_attempts),
+            "queue": self.queue.keys.queue,
+            "worker": self.worker_id,
+            "started_at": iso_now(),
+            "enqueued_at": "" if job.enqueued_at is None else f"{job.enqueued_at:.6f}",
+        }
+        # A job without an id gets one now; store it so a re-delivery keeps the same id.
+        rewrite = job.encode() if job.generated_id else ""
+        self.batcher.submit(Op("start", item.token, job.id, rewrite, status=status))
+        if job.enqueued_at is not None:
+            waited = max(0.0, time.time() - job.enqueued_at)
+            self.metrics.wait.labels(self.queue.keys.queue, job.workflow).observe(waited)
+        log.info(
+            "job started",
+            extra={"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt},
+        )
+
+    def _context(self, job: Job) -> JobContext:
+        extra = {"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt}
+        return JobContext(
+            job_id=job.id,
+            workflow=job.workflow,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts or self.settings.max_attempts,
+            queue=self.queue.keys.queue,
+            logger=logging.LoggerAdapter(logging.getLogger("worker.workflow"), extra),
+            http=self.http,
+            redis=self.queue.client,
+        )
+
+    async def _record(self, outcome: Outcome, running: Running) -> None:
+        held = await self.batcher.submit(outcome.op)
+        job = running.job
+        known = job is not None and (self.settings.benchmark_mode or job.workflow in self.registry)
+        workflow = job.workflow if job is not None and known else UNKNOWN
+        q = self.queue.keys.queue
+        if not held:
+            self.metrics.duplicates.labels(q).inc()
+            log.warning(
+                "job finished after its claim was taken back: it also ran elsewhere",
+                extra={"job_id": outcome.op.job_id, "token": running.token},
+            )
+        elif outcome.status:
+            self.metrics.outcome(workflow, outcome.status)
+        else:
+            self.metrics.requeued.labels(q, "shutdown").inc()
+        log.info(
+            "job finished",
+            extra={
+                "job_id": outcome.op.job_id or None,
+                "workflow": job.workflow if job else None,
+                "attempt": job.attempt if job else None,
+                "outcome": outcome.status or "requeued",
+                "duration_s": round(time.monotonic() - running.started, 6),
+                "error": outcome.error or None,
+            },
+        )
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def interrupt_all(self, reason: str) -> None:
+        for running in list(self.running.values()):
+            running.interrupt(reason)
+
+    async def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no job runs; False if `timeout` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running:
+            tasks = [r.task for r in self.running.values()]
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if left == 0.0:
+                return False
+            await asyncio.wait(tasks, timeout=left)
+        return True

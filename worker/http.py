@@ -1,0 +1,73 @@
+"""The worker's HTTP endpoints, served by aiohttp inside the worker's own event loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+__all__ = ["Health", "create_app", "start_http"]
+
+# The loop ticks every 0.5 s; a tick older than this means the loop is stuck.
+STALE_TICK_SECONDS = 10.0
+
+
+@dataclass(slots=True)
+class Health:
+    """What the endpoints read: callables, so they always see the live state."""
+
+    last_tick: Callable[[], float]
+    ready: Callable[[], Awaitable[tuple[bool, str]]]
+
+
+HEALTH = web.AppKey("health", Health)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the event loop is responsive. Never touches Redis."""
+    age = time.monotonic() - request.app[HEALTH].last_tick()
+    if age > STALE_TICK_SECONDS:
+        return web.json_response({"status": "stalled", "tick_age_seconds": age}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: Redis answers and the worker takes jobs."""
+    ok, reason = await request.app[HEALTH].ready()
+    return web.json_response(
+        {"status": "ready" if ok else "not ready", "reason": reason}, status=200 if ok else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY])
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+def create_app(health: Health, registry: CollectorRegistry) -> web.Application:
+    app = web.Application()
+    app[HEALTH] = health
+    app[REGISTRY] = registry
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def start_http(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve `app`; returns the runner (for cleanup) and the bound port (for port 0)."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # aiohttp keeps the bound socket here; needed when port is 0
+    bound = port
+    if server is not None and getattr(server, "sockets", None):
+        bound = int(server.sockets[0].getsockname()[1])
+    return runner, bound

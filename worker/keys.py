@@ -1,0 +1,62 @@
+"""Every Redis key name of one queue, derived in one place.
+
+All keys of a queue share one Redis Cluster hash slot, so multi-key scripts work on Cluster:
+derived keys carry the queue name as their hash tag (`{workflow:queue}:processing` hashes like
+`workflow:queue`). A queue name that already has a hash tag (`{jobs}:high`) keeps it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["QueueKeys", "hash_tag_base"]
+
+
+def hash_tag_base(queue: str) -> str:
+    """The prefix for derived keys: the queue itself if it carries a hash tag, else `{queue}`."""
+    start = queue.find("{")
+    if start != -1:
+        end = queue.find("}", start + 1)
+        if end > start + 1:
+            return queue
+    return "{" + queue + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """Key names for one queue (see docs/contract.md)."""
+
+    queue: str
+    processing: str
+    delayed: str
+    dead: str
+    redeliveries: str
+    workers: str
+    workers_info: str
+    job_prefix: str
+    cancel: str
+    unique_prefix: str
+    cron_prefix: str
+    ratelimit_prefix: str
+
+    @classmethod
+    def for_queue(cls, queue: str) -> QueueKeys:
+        base = hash_tag_base(queue)
+        return cls(
+            queue=queue,
+            processing=f"{base}:processing",
+            delayed=f"{base}:delayed",
+            dead=f"{base}:dead",
+            redeliveries=f"{base}:redeliveries",
+            workers=f"{base}:workers",
+            workers_info=f"{base}:workers:info",
+            job_prefix=f"{base}:job:",
+            cancel=f"{base}:cancel",
+            unique_prefix=f"{base}:unique:",
+            cron_prefix=f"{base}:cron:",
+            ratelimit_prefix=f"{base}:ratelimit:",
+        )
+
+    def job(self, job_id: str) -> str:
+        """Status record of one job."""
+        return self.job_prefix + job_id

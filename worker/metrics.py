@@ -1,0 +1,125 @@
+"""Prometheus metrics over a registry the caller creates (never the global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["DURATION_BUCKETS", "STATUSES", "Metrics"]
+
+# 0.1 s to 30 min: AI calls take seconds, whole workflows minutes.
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800)
+WAIT_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+STATUSES = ("success", "failure", "retried", "cancelled", "dead")
+
+
+class Metrics:
+    """Every metric the worker exports (names in docs/contract.md)."""
+
+    def __init__(self, registry: CollectorRegistry, queue: str) -> None:
+        self.registry = registry
+        self.queue = queue
+        q = ["queue"]
+        self.active = Gauge(
+            "workflow_jobs_active", "Jobs running in this process.", q, registry=registry
+        )
+        self.capacity = Gauge(
+            "workflow_jobs_capacity", "Concurrency of this process.", q, registry=registry
+        )
+        self.queued = Gauge(
+            "workflow_jobs_queued",
+            "Jobs waiting in the queue list (fleet-wide).",
+            q,
+            registry=registry,
+        )
+        self.inflight = Gauge(
+            "workflow_jobs_inflight",
+            "Jobs claimed by any worker (fleet-wide processing hash size).",
+            q,
+            registry=registry,
+        )
+        self.delayed = Gauge(
+            "workflow_jobs_delayed",
+            "Delayed jobs and retries waiting for their time (fleet-wide).",
+            q,
+            registry=registry,
+        )
+        self.dead_letter = Gauge(
+            "workflow_jobs_dead_letter", "Dead-letter list length (fleet-wide).", q, registry=registry
+        )
+        self.oldest_age = Gauge(
+            "workflow_queue_oldest_age_seconds",
+            "Age of the job next in line, 0 when the queue is empty.",
+            q,
+            registry=registry,
+        )
+        self.jobs = Counter(
+            "workflow_jobs",
+            "Claimed messages by outcome.",
+            ["queue", "workflow", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "workflow_job_duration_seconds",
+            "Run time of one attempt.",
+            ["queue", "workflow"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.wait = Histogram(
+            "workflow_job_wait_seconds",
+            "Time from enqueue to start.",
+            ["queue", "workflow"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.redeliveries = Counter(
+            "workflow_redeliveries",
+            "Jobs this worker took back from workers whose lease expired.",
+            q,
+            registry=registry,
+        )
+        self.requeued = Counter(
+            "workflow_jobs_requeued",
+            "Jobs put back on the queue unfinished.",
+            ["queue", "reason"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "workflow_duplicate_completions",
+            "Completions of a job whose claim had been taken back: the job ran twice.",
+            q,
+            registry=registry,
+        )
+        self.redis_errors = Counter(
+            "workflow_redis_errors",
+            "Failed Redis calls.",
+            ["queue", "operation"],
+            registry=registry,
+        )
+        self.redis_connected = Gauge(
+            "workflow_redis_connected", "1 when the last Redis call succeeded.", q, registry=registry
+        )
+        self.draining = Gauge(
+            "workflow_worker_draining", "1 while draining after SIGTERM.", q, registry=registry
+        )
+        self.loop_lag = Gauge(
+            "workflow_event_loop_lag_seconds",
+            "How late the event loop's 0.5 s ticker last woke.",
+            q,
+            registry=registry,
+        )
+        for gauge in (self.active, self.capacity, self.queued, self.inflight, self.delayed):
+            gauge.labels(queue)
+        for gauge in (self.dead_letter, self.oldest_age, self.redis_connected, self.draining):
+            gauge.labels(queue)
+        self.loop_lag.labels(queue)
+        self.redeliveries.labels(queue)
+        self.duplicates.labels(queue)
+        self.requeued.labels(queue, "shutdown")
+
+    def outcome(self, workflow: str, status: str) -> None:
+        self.jobs.labels(self.queue, workflow, status).inc()
+
+    def redis_error(self, operation: str) -> None:
+        self.redis_errors.labels(self.queue, operation).inc()
+        self.redis_connected.labels(self.queue).set(0)

@@ -1,0 +1,193 @@
+"""`RedisQueue`: the reliable-queue operations of one queue, each one Redis round trip."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from worker.keys import QueueKeys
+from worker.scripts import Scripts
+
+__all__ = ["Claimed", "Op", "QueueStats", "RedisQueue", "iso_now"]
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """One claimed message: its claim token and its text exactly as the producer wrote it."""
+
+    token: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Op:
+    """One conditional state change, applied by `apply-5.lua` (see its header for the kinds)."""
+
+    kind: str
+    token: str
+    job_id: str = ""
+    arg: str = ""
+    score: int = 0
+    status: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Fleet-wide sizes of one queue."""
+
+    queued: int
+    inflight: int
+    delayed: int
+    dead: int
+    workers: int
+    oldest_age: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queued": self.queued,
+            "inflight": self.inflight,
+            "delayed": self.delayed,
+            "dead": self.dead,
+            "workers": self.workers,
+            "oldest_age_seconds": round(self.oldest_age, 3),
+        }
+
+
+class RedisQueue:
+    """Claim, wait, apply, reap, promote and inspect one queue."""
+
+    def __init__(self, client: Any, queue: str, scripts: Scripts | None = None) -> None:
+        self.client = client
+        self.keys = QueueKeys.for_queue(queue)
+        self.scripts = scripts or Scripts.register(client)
+
+    async def register(self, worker_id: str, lease_ms: int, info: dict[str, Any]) -> None:
+        await self._heartbeat(worker_id, lease_ms, info, register=True)
+
+    async def renew(self, worker_id: str, lease_ms: int, info: dict[str, Any]) -> bool:
+        """Renew the lease; False when it was gone (this worker was presumed dead)."""
+        return await self._heartbeat(worker_id, lease_ms, info, register=False)
+
+    async def _heartbeat(
+        self, worker_id: str, lease_ms: int, info: dict[str, Any], *, register: bool
+    ) -> bool:
+        k = self.keys
+        held = await self.scripts.heartbeat(
+            keys=[k.workers, k.workers_info],
+            args=[worker_id, lease_ms, json.dumps(info), "1" if register else "0"],
+        )
+        return bool(held)
+
+    async def unregister(self, worker_id: str) -> None:
+        k = self.keys
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(k.workers, worker_id)
+            pipe.hdel(k.workers_info, worker_id)
+            await pipe.execute()
+
+    async def claim(self, worker_id: str, count: int, first_seq: int) -> list[Claimed] | None:
+        """Claim up to `count` jobs; None when this worker holds no live lease."""
+        k = self.keys
+        flat = await self.scripts.claim(
+            keys=[k.queue, k.processing, k.workers], args=[worker_id, count, first_seq]
+        )
+        if flat is None:
+            return None
+        return [Claimed(_text(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    async def wait_for_jobs(self, timeout: float) -> bool:
+        """Block until the queue is non-empty or `timeout` passes; take nothing.
+
+        BLMOVE from the list's right end back onto its right end changes nothing, but it blocks
+        like BRPOP, so an idle worker costs no polling and wakes at once on LPUSH.
+        """
+        moved = await self.client.blmove(
+            self.keys.queue, self.keys.queue, timeout, src="RIGHT", dest="RIGHT"
+        )
+        return moved is not None
+
+    async def apply(self, ops: list[Op], result_ttl: int) -> list[bool]:
+        """Apply state changes in one round trip; per op, whether the claim was still held."""
+        k = self.keys
+        keys = [k.processing, k.queue, k.delayed, k.dead, k.redeliveries]
+        index: dict[str, int] = {}
+        args: list[Any] = [result_ttl]
+        for op in ops:
+            status_key = k.job(op.job_id) if op.job_id else k.processing
+            if status_key not in index:
+                keys.append(status_key)
+                index[status_key] = len(keys)
+            args += [op.kind, op.token, index[status_key], op.job_id, op.arg, op.score]
+            args.append(len(op.status))
+            for name, value in op.status.items():
+                args += [name, value]
+        held = await self.scripts.apply(keys=keys, args=args)
+        return [bool(h) for h in held]
+
+    async def reap(self, crash_budget: int, full_scan: bool) -> tuple[int, int, int]:
+        """Take back dead workers' jobs: (re-delivered, dead-lettered, workers removed)."""
+        k = self.keys
+        result = await self.scripts.reap(
+            keys=[
+                k.workers,
+                k.workers_info,
+                k.processing,
+                k.queue,
+                k.redeliveries,
+                k.dead,
+            ],
+            args=[crash_budget, "1" if full_scan else "0", iso_now()],
+        )
+        return int(result[0]), int(result[1]), int(result[2])
+
+    async def promote(self, limit: int = 500) -> int:
+        """Move due delayed jobs onto the queue; returns how many moved."""
+        k = self.keys
+        return int(await self.scripts.promote(keys=[k.delayed, k.queue], args=[limit]))
+
+    async def stats(self) -> QueueStats:
+        k = self.keys
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.llen(k.queue)
+            pipe.hlen(k.processing)
+            pipe.zcard(k.delayed)
+            pipe.llen(k.dead)
+            pipe.zcard(k.workers)
+            pipe.lindex(k.queue, -1)
+            queued, inflight, delayed, dead, workers, oldest = await pipe.execute()
+        return QueueStats(queued, inflight, delayed, dead, workers, _age(oldest))
+
+    async def workers(self) -> dict[str, dict[str, Any]]:
+        """Live workers' info, by worker id."""
+        raw = await self.client.hgetall(self.keys.workers_info)
+        out: dict[str, dict[str, Any]] = {}
+        for wid, info in raw.items():
+            try:
+                out[_text(wid)] = json.loads(info)
+            except ValueError:
+                out[_text(wid)] = {}
+        return out
+
+
+def _age(raw: bytes | None) -> float:
+    """Seconds since the job `raw` was enqueued, when it says so."""
+    if raw is None:
+        return 0.0
+    try:
+        enqueued = json.loads(raw).get("enqueued_at")
+    except (ValueError, AttributeError):
+        return 0.0
+    if isinstance(enqueued, int | float) and not isinstance(enqueued, bool):
+        return max(0.0, time.time() - float(enqueued))
+    return 0.0
