@@ -38,7 +38,7 @@ def jobs_rate(status: str | None = None, by: str = "queue") -> str:
 
 def or_zero(expr: str) -> str:
     """`expr` per queue, or 0 for a queue whose workers never produced such a series."""
-    return f"({expr}) or on (queue) (0 * {fleet('workflow_jobs_capacity')})"
+    return f"(({expr}) or on (queue) (0 * {per_process('workflow_jobs_capacity')}))"
 
 
 def quantile(q: float, histogram: str) -> str:
