@@ -73,7 +73,7 @@ def _type_of(value: Any) -> str:
 
 
 def parse_values(text: str) -> list[ValueDoc]:
-    """Every key of a values.yaml text, in file order; raises ValuesDocError on an undocumented key."""
+    """Every key of a values.yaml text, in order; raises ValuesDocError on an undocumented key."""
     data = yaml.safe_load(text) or {}
     lines = text.splitlines()
     stack: list[tuple[int, str]] = []
@@ -89,7 +89,9 @@ def parse_values(text: str) -> list[ValueDoc]:
         path = [key for _, key in stack]
         description = _comment_above(lines, index)
         if description is None:
-            raise ValuesDocError(f"values.yaml line {index + 1}: {'.'.join(path)} has no '# --' comment")
+            raise ValuesDocError(
+                f"values.yaml line {index + 1}: {'.'.join(path)} has no '# --' comment"
+            )
         value: Any = data
         for key in path:
             value = value[key]
@@ -106,15 +108,13 @@ def _cell(text: str) -> str:
 
 
 def values_table(docs: list[ValueDoc]) -> str:
-    """A Markdown table of the leaf values (objects with children are described by their children)."""
+    """A Markdown table of the leaf values (an object with children is described by them)."""
     rows = ["| Key | Type | Default | Description |", "|-----|------|---------|-------------|"]
     for doc in docs:
         if isinstance(doc.default, dict) and doc.default:
             continue
         default = json.dumps(doc.default, separators=(",", ":"))
-        rows.append(
-            f"| {doc.key} | {doc.type} | `{_cell(default)}` | {_cell(doc.description)} |"
-        )
+        rows.append(f"| {doc.key} | {doc.type} | `{_cell(default)}` | {_cell(doc.description)} |")
     return "\n".join(rows)
 
 
@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     readme = chart_dir / "README.md"
     if args.check:
         if not readme.exists() or readme.read_text(encoding="utf-8") != text:
-            print(f"helm_docs: {readme} is stale; run: python scripts/helm_docs.py", file=sys.stderr)
+            print(
+                f"helm_docs: {readme} is stale; run: python scripts/helm_docs.py", file=sys.stderr
+            )
             return 1
         return 0
     readme.write_text(text, encoding="utf-8")
