@@ -183,6 +183,27 @@ def test_keda_scales_in_slowly_from_at_least_one(scenario: str) -> None:
 
 
 @pytest.mark.parametrize("scenario", KEDA_SCENARIOS)
+def test_keda_sums_waiting_and_running_jobs(scenario: str) -> None:
+    """By default the replica target is (queued + inflight) / listLength, via scalingModifiers."""
+    values = _values(scenario)
+    spec = one(render_scenario(scenario), "ScaledObject")["spec"]
+    target = str(values["keda"]["listLength"] or values["worker"]["concurrency"])
+    assert spec["advanced"]["scalingModifiers"] == {
+        "formula": "queued + inflight",
+        "target": target,
+        "metricType": "AverageValue",
+    }
+
+
+@pytest.mark.parametrize("setting", ["keda.combineTriggers=max", "keda.inflightTrigger=false"])
+def test_keda_without_formula(setting: str) -> None:
+    """With `max`, or without the in-flight trigger, no formula is set (plain HPA rules apply)."""
+    spec = one(render(sets=[setting]), "ScaledObject")["spec"]
+    assert "scalingModifiers" not in spec["advanced"]
+    assert len(spec["triggers"]) == (2 if setting.endswith("max") else 1)
+
+
+@pytest.mark.parametrize("scenario", KEDA_SCENARIOS)
 def test_keda_shares_the_workers_secret(scenario: str) -> None:
     """The TriggerAuthentication reads the password from the same Secret key as the worker's env."""
     manifests = render_scenario(scenario)
