@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from worker.client import Client, JobFailed, JobSpec, PayloadTooLarge, SyncClient
-from worker.client import enqueue, enqueue_sync
+from worker.client import (
+    Client,
+    JobFailed,
+    JobSpec,
+    PayloadTooLarge,
+    SyncClient,
+    enqueue,
+    enqueue_sync,
+)
 from worker.context import JobContext
 from worker.settings import ConfigError, Settings
 

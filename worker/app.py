@@ -150,9 +150,7 @@ class Worker:
                 delay = min(delay * 2, 10.0)
         return False
 
-    async def _drain(
-        self, consumer: Consumer, claim: asyncio.Task[None], batcher: Batcher
-    ) -> None:
+    async def _drain(self, consumer: Consumer, claim: asyncio.Task[None], batcher: Batcher) -> None:
         self.draining = True
         self.metrics.draining.labels(self.settings.queue).set(1)
         consumer.stop_claiming()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -106,10 +107,8 @@ class Chores:
                 await asyncio.sleep(interval)
 
     async def _sleep_or_beat(self, interval: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._beat_now.wait(), timeout=interval)
-        except TimeoutError:
-            pass
         self._beat_now.clear()
 
     async def heartbeat(self) -> None:

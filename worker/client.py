@@ -115,7 +115,9 @@ class Client:
     async def aclose(self) -> None:
         await self.redis.aclose()
 
-    async def enqueue(self, workflow: str, payload: Mapping[str, Any] | None = None, **kw: Any) -> str:
+    async def enqueue(
+        self, workflow: str, payload: Mapping[str, Any] | None = None, **kw: Any
+    ) -> str:
         """Enqueue one job; returns its id. Keywords: id, max_attempts, timeout."""
         return (await self.enqueue_many([JobSpec(workflow, payload, **kw)]))[0]
 

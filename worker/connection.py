@@ -7,12 +7,12 @@ from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
-from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
-from redis.sentinel import Sentinel as SyncSentinel
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.retry import Retry
+from redis.sentinel import Sentinel as SyncSentinel
 
 from worker.settings import Settings
 
@@ -57,7 +57,7 @@ def connect(settings: Settings) -> Any:
         return RedisCluster.from_url(settings.redis_url, **kwargs)
     if settings.redis_mode == "sentinel":
         hosts, sentinel_kwargs = _sentinel_args(settings)
-        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)
+        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
         return sentinel.master_for(settings.redis_sentinel_master)
     return aioredis.Redis.from_url(settings.redis_url, **kwargs)
 
@@ -70,7 +70,6 @@ def connect_sync(settings: Settings) -> Any:
         return SyncRedisCluster.from_url(settings.redis_url, **kwargs)
     if settings.redis_mode == "sentinel":
         hosts, sentinel_kwargs = _sentinel_args(settings)
-        return SyncSentinel(hosts, sentinel_kwargs=sentinel_kwargs, **kwargs).master_for(
-            settings.redis_sentinel_master
-        )
+        sentinel = SyncSentinel(hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(settings.redis_sentinel_master)  # type: ignore[no-untyped-call]
     return redis.Redis.from_url(settings.redis_url, **kwargs)

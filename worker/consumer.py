@@ -188,7 +188,7 @@ class Consumer:
         self._mark_started(item, job)
         ctx = self._context(job)
         started = time.monotonic()
-        running.inner = asyncio.create_task(func(job.payload, ctx))
+        running.inner = asyncio.ensure_future(func(job.payload, ctx))
         timeout = job.timeout or self.settings.job_timeout
         done, _ = await asyncio.wait({running.inner}, timeout=timeout)
         if not done:

@@ -66,8 +66,7 @@ async def start_http(app: web.Application, host: str, port: int) -> tuple[web.Ap
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server  # aiohttp keeps the bound socket here; needed when port is 0
     bound = port
-    if server is not None and getattr(server, "sockets", None):
-        bound = int(server.sockets[0].getsockname()[1])
+    for address in runner.addresses:  # the real port when `port` is 0
+        bound = int(address[1])
     return runner, bound

@@ -13,7 +13,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["KNOWN_FIELDS", "InvalidJob", "Job", "State", "decode_job", "new_job_id"]
@@ -24,7 +24,7 @@ KNOWN_FIELDS = frozenset(
 MAX_ID_LENGTH = 200
 
 
-class State(str, Enum):
+class State(StrEnum):
     """States of a job's status record."""
 
     QUEUED = "queued"
@@ -121,7 +121,9 @@ def _parse_object(raw: bytes | str, max_bytes: int) -> dict[str, Any]:
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise InvalidJob(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        raise InvalidJob(
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:
         raise InvalidJob("not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):

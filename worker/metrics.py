@@ -44,7 +44,10 @@ class Metrics:
             registry=registry,
         )
         self.dead_letter = Gauge(
-            "workflow_jobs_dead_letter", "Dead-letter list length (fleet-wide).", q, registry=registry
+            "workflow_jobs_dead_letter",
+            "Dead-letter list length (fleet-wide).",
+            q,
+            registry=registry,
         )
         self.oldest_age = Gauge(
             "workflow_queue_oldest_age_seconds",
@@ -97,7 +100,10 @@ class Metrics:
             registry=registry,
         )
         self.redis_connected = Gauge(
-            "workflow_redis_connected", "1 when the last Redis call succeeded.", q, registry=registry
+            "workflow_redis_connected",
+            "1 when the last Redis call succeeded.",
+            q,
+            registry=registry,
         )
         self.draining = Gauge(
             "workflow_worker_draining", "1 while draining after SIGTERM.", q, registry=registry

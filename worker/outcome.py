@@ -31,7 +31,7 @@ def backoff_seconds(attempt: int, settings: Settings) -> float:
     """Exponential backoff with equal jitter: half fixed, half random, capped."""
     base = settings.retry_backoff_seconds * (2 ** min(attempt - 1, 30))
     capped = min(base, settings.retry_backoff_max_seconds)
-    return capped / 2 + random.uniform(0, capped / 2)
+    return float(capped / 2 + random.uniform(0, capped / 2))
 
 
 def dead_letter_entry(reason: str, raw: str, kind: str, **more: str) -> str:

@@ -20,9 +20,7 @@ def load_registry(path: str) -> WorkflowRegistry:
         raise ConfigError("WORKER_WORKFLOWS", path, f"an importable module ({exc})") from None
     registry = getattr(module, attr, None)
     if not isinstance(registry, Mapping):
-        raise ConfigError(
-            "WORKER_WORKFLOWS", path, "a mapping of workflow name to async function"
-        )
+        raise ConfigError("WORKER_WORKFLOWS", path, "a mapping of workflow name to async function")
     for name, func in registry.items():
         if not isinstance(name, str) or not callable(func):
             raise ConfigError(

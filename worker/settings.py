@@ -204,9 +204,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     ),
     "result_ttl": _p("WORKER_RESULT_TTL", lambda v, r: _int(v, r, 1, 365 * 86_400)),
     "max_payload_bytes": _p("WORKER_MAX_PAYLOAD_BYTES", lambda v, r: _int(v, r, 64, 512 << 20)),
-    "crash_redelivery_limit": _p(
-        "WORKER_CRASH_REDELIVERY_LIMIT", lambda v, r: _int(v, r, 1, 1000)
-    ),
+    "crash_redelivery_limit": _p("WORKER_CRASH_REDELIVERY_LIMIT", lambda v, r: _int(v, r, 1, 1000)),
     "metrics_interval": _p("WORKER_METRICS_INTERVAL", lambda v, r: _float(v, r, 0.1, 3600)),
     "log_format": _p("WORKER_LOG_FORMAT", lambda v, r: _choice(v, r, _LOG_FORMATS)),
     "log_level": _p("WORKER_LOG_LEVEL", lambda v, r: _choice(v, r, _LOG_LEVELS, upper=True)),

@@ -1,0 +1,120 @@
+"""Settings: defaults, validation and start-up errors that name the variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, worker_env
+from worker.settings import ConfigError, Settings
+
+
+def test_defaults_match_the_contract() -> None:
+    """An empty environment gives the documented defaults."""
+    s = Settings.from_env({})
+    assert s.redis_url == "redis://localhost:6379/0"
+    assert s.queue == "workflow:queue"
+    assert s.queues == ("workflow:queue",)
+    assert s.concurrency == 50
+    assert s.http_port == 8080
+    assert s.shutdown_timeout == 300
+    assert s.benchmark_mode is False
+    assert (s.benchmark_min_seconds, s.benchmark_max_seconds) == (2, 30)
+    assert s.workflows == "worker.builtin:WORKFLOWS"
+
+
+def test_environment_values_are_parsed() -> None:
+    """Every documented variable is read and converted to its type."""
+    s = Settings.from_env(
+        {
+            "REDIS_URL": "rediss://user:pw@redis:6380/2",
+            "WORKER_QUEUE": "jobs",
+            "WORKER_CONCURRENCY": "7",
+            "WORKER_HTTP_PORT": "9000",
+            "WORKER_SHUTDOWN_TIMEOUT": "12.5",
+            "WORKER_BENCHMARK_MODE": "true",
+            "WORKER_BENCHMARK_MIN_SECONDS": "0.1",
+            "WORKER_BENCHMARK_MAX_SECONDS": "0.2",
+            "WORKER_WORKFLOWS": "app.flows:REGISTRY",
+            "WORKER_LOG_LEVEL": "debug",
+        }
+    )
+    assert (s.queue, s.queues, s.concurrency, s.http_port) == ("jobs", ("jobs",), 7, 9000)
+    assert s.shutdown_timeout == 12.5
+    assert s.benchmark_mode is True
+    assert s.workflows == "app.flows:REGISTRY"
+    assert s.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("REDIS_URL", "http://redis:6379"),
+        ("WORKER_CONCURRENCY", "zero"),
+        ("WORKER_CONCURRENCY", "0"),
+        ("WORKER_HTTP_PORT", "70000"),
+        ("WORKER_SHUTDOWN_TIMEOUT", "-1"),
+        ("WORKER_BENCHMARK_MODE", "maybe"),
+        ("WORKER_BENCHMARK_MAX_SECONDS", "nan"),
+        ("WORKER_WORKFLOWS", "no_colon_here"),
+        ("WORKER_LOG_FORMAT", "xml"),
+        ("REDIS_MODE", "galaxy"),
+        ("WORKER_LEASE_SECONDS", "0"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str) -> None:
+    """A bad value raises ConfigError whose message names the variable and what is allowed."""
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: value})
+    assert info.value.variable == variable
+    assert variable in str(info.value)
+    assert "expected" in str(info.value)
+
+
+def test_min_above_max_is_rejected() -> None:
+    """The benchmark range must not be inverted."""
+    with pytest.raises(ConfigError, match="WORKER_BENCHMARK_MIN_SECONDS"):
+        Settings.from_env(
+            {"WORKER_BENCHMARK_MIN_SECONDS": "5", "WORKER_BENCHMARK_MAX_SECONDS": "1"}
+        )
+
+
+def test_password_is_redacted_in_errors() -> None:
+    """A rejected URL never echoes its password."""
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"REDIS_URL": "http://user:hunter2@redis:6379"})
+    assert "hunter2" not in str(info.value)
+
+
+def test_password_is_not_in_repr() -> None:
+    """Settings can be logged without leaking the Redis password."""
+    s = Settings.from_env({"REDIS_PASSWORD": "hunter2"})
+    assert "hunter2" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"WORKER_CONCURRENCY": "lots"}, "WORKER_CONCURRENCY"),
+        ({"WORKER_WORKFLOWS": "no.such.module:FLOWS"}, "WORKER_WORKFLOWS"),
+        ({"WORKER_WORKFLOWS": "worker.builtin:NOPE"}, "WORKER_WORKFLOWS"),
+    ],
+)
+def test_worker_refuses_to_start_with_a_clear_error(
+    redis_url: str, env: dict[str, str], needle: str
+) -> None:
+    """`workflow-worker run` exits 2 at start-up and names the bad setting."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "run"],
+        env=worker_env(redis_url, WORKER_HTTP_PORT="0", **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
+    assert "configuration error" in proc.stderr
