@@ -219,3 +219,17 @@ def test_json_parses_back_into_typed_models(model: dict[str, Any]) -> None:
     targets = [t for panel in parsed.panels for t in getattr(panel, "targets", None) or []]
     assert len(targets) == len(_exprs(model))
     assert all(isinstance(target, prom_m.Dataquery) for target in targets)
+
+
+def test_operator_docs_cover_every_panel_and_alert() -> None:
+    """The operator table (docs/observability.md or README.md) names every panel and alert."""
+    docs = "".join(
+        path.read_text(encoding="utf-8")
+        for path in (generate.ROOT / "docs" / "observability.md", generate.ROOT / "README.md")
+        if path.exists()
+    )
+    for title in TITLES:
+        assert f"| {title} |" in docs, title
+    for rule in load_rules():
+        if "alert" in rule:
+            assert f"| {rule['alert']} |" in docs, rule["alert"]
