@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import signal
 import subprocess
@@ -26,10 +27,10 @@ from matplotlib.figure import Figure
 
 from dashboards import generate
 from dashboards import queries as q
-from tests.conftest import WorkerProcess, worker_env
 from tests.prom_helpers import (
     ROOT,
     Prometheus,
+    PromQueryError,
     Sample,
     Target,
     finite,
@@ -38,7 +39,7 @@ from tests.prom_helpers import (
     metric_total,
     values,
 )
-from tests.servers import RedisServer, free_port
+from worker.devstack import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -85,10 +86,44 @@ def substitute(expr: str, window: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class WorkerProcess:
+    """A `python -m worker run` subprocess and the port of its /metrics."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait until /readyz answers 200 (Redis reachable, taking jobs)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log_path.read_text()}")
+            with contextlib.suppress(OSError, PromQueryError):
+                get_text(self.port, "/readyz")
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker not ready:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM (the worker drains), then SIGKILL after 15 s."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def _spawn_worker(redis_url: str, log_path: Path) -> WorkerProcess:
     port = free_port()
-    env = worker_env(
-        redis_url,
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "REDIS_"))}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        REDIS_URL=redis_url,
         WORKER_QUEUE=QUEUE,
         WORKER_HTTP_PORT=str(port),
         WORKER_BENCHMARK_MODE="1",
@@ -97,6 +132,8 @@ def _spawn_worker(redis_url: str, log_path: Path) -> WorkerProcess:
         WORKER_CONCURRENCY=str(CONCURRENCY),
         WORKER_LOG_FORMAT="json",
         WORKER_SHUTDOWN_TIMEOUT="5",
+        # Fleet-wide gauges refreshed faster than the 1 s scrape.
+        WORKER_METRICS_INTERVAL="0.2",
     )
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -106,17 +143,7 @@ def _spawn_worker(redis_url: str, log_path: Path) -> WorkerProcess:
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
-    return WorkerProcess(proc, port, log_path, env)
-
-
-def _stop_worker(worker: WorkerProcess) -> None:
-    if worker.proc.poll() is None:
-        worker.proc.send_signal(signal.SIGTERM)
-        try:
-            worker.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.proc.kill()
-            worker.proc.wait()
+    return WorkerProcess(proc, port, log_path)
 
 
 def _enqueue(redis_url: str) -> None:
@@ -155,7 +182,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
         workers = []
         for i in range(WORKERS):
             worker = _spawn_worker(server.url, base / f"worker-{i}.log")
-            stack.callback(_stop_worker, worker)
+            stack.callback(worker.stop)
             workers.append(worker)
         targets = [
             Target(f"127.0.0.1:{w.port}", {"namespace": NAMESPACE, "pod": f"workflow-worker-{i}"})
