@@ -82,8 +82,9 @@ locals {
         caKey    = var.redis.tls.ca_key
       }
       sentinel = {
-        masterName = var.redis.sentinel.master_name
-        port       = var.redis.sentinel.port
+        masterName         = var.redis.sentinel.master_name
+        port               = var.redis.sentinel.port
+        passwordFromSecret = var.redis.sentinel.password_from_secret
       }
     }
     terminationGracePeriodSeconds = local.termination_grace_period_seconds
@@ -93,6 +94,7 @@ locals {
     }
     keda = {
       enabled         = var.keda.enabled
+      assumeInstalled = var.keda.assume_installed
       minReplicaCount = var.keda.min_replica_count
       maxReplicaCount = var.keda.max_replica_count
       pollingInterval = var.keda.polling_interval
@@ -120,6 +122,7 @@ locals {
       enabled             = var.network_policy.enabled
       monitoringNamespace = var.network_policy.monitoring_namespace
       redisCidr           = var.network_policy.redis_cidr
+      extraEgress         = jsondecode(var.network_policy.extra_egress_json)
     }
     podMonitor = {
       enabled  = var.pod_monitor.enabled

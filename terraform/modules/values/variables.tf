@@ -182,7 +182,8 @@ variable "redis" {
     - existing_secret: name of an existing Secret holding the password ("" = no password).
     - existing_secret_password_key: key in that Secret (redis-password).
     - tls { enabled (false), ca_secret (""), ca_key (ca.crt) }.
-    - sentinel { master_name (mymaster), port (26379) }.
+    - sentinel { master_name (mymaster), port (26379), password_from_secret (false: also give KEDA
+      the password for Sentinels started with requirepass) }.
   EOT
   type = object({
     mode                         = optional(string, "standalone")
@@ -198,8 +199,9 @@ variable "redis" {
       ca_key    = optional(string, "ca.crt")
     }), {})
     sentinel = optional(object({
-      master_name = optional(string, "mymaster")
-      port        = optional(number, 26379)
+      master_name          = optional(string, "mymaster")
+      port                 = optional(number, 26379)
+      password_from_secret = optional(bool, false)
     }), {})
   })
   nullable = false
@@ -209,7 +211,7 @@ variable "redis" {
     error_message = "redis.mode must be one of standalone, sentinel, cluster."
   }
   validation {
-    condition     = can(regex("^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$", var.redis.host))
+    condition     = can(regex("^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])$", var.redis.host))
     error_message = "redis.host must be a host name or IP address without scheme, port or credentials (e.g. redis-master.redis.svc.cluster.local)."
   }
   validation {
@@ -241,6 +243,10 @@ variable "redis" {
     error_message = "redis.sentinel.port must be a whole number from 1 to 65535."
   }
   validation {
+    condition     = !var.redis.sentinel.password_from_secret || var.redis.existing_secret != ""
+    error_message = "redis.sentinel.password_from_secret needs redis.existing_secret."
+  }
+  validation {
     condition     = length(var.redis.sentinel.master_name) > 0
     error_message = "redis.sentinel.master_name must not be empty."
   }
@@ -251,13 +257,13 @@ variable "redis" {
 ################################################################################
 
 variable "termination_grace_period_seconds" {
-  description = "Pod grace period after SIGTERM. null: worker.shutdown_timeout_seconds + 30 s of margin for the requeue. Must exceed worker.shutdown_timeout_seconds."
+  description = "Pod grace period after SIGTERM. null: worker.shutdown_timeout_seconds + 30 s. Must exceed worker.shutdown_timeout_seconds + 15 s (the chart's requeue margin)."
   type        = number
   default     = null
 
   validation {
-    condition     = var.termination_grace_period_seconds == null || try(var.termination_grace_period_seconds > var.worker.shutdown_timeout_seconds, false)
-    error_message = "termination_grace_period_seconds must exceed worker.shutdown_timeout_seconds, or the kubelet kills jobs that are still draining."
+    condition     = var.termination_grace_period_seconds == null || try(var.termination_grace_period_seconds == floor(var.termination_grace_period_seconds) && var.termination_grace_period_seconds > var.worker.shutdown_timeout_seconds + 15, false)
+    error_message = "termination_grace_period_seconds must be a whole number greater than worker.shutdown_timeout_seconds + 15 (drain, then requeue), or the kubelet kills jobs that are still draining."
   }
 }
 
@@ -365,7 +371,8 @@ variable "replica_count" {
 variable "keda" {
   description = <<-EOT
     KEDA autoscaling on the queue length and the in-flight hash:
-    - enabled (true), min_replica_count (1), max_replica_count (20),
+    - enabled (true), assume_installed (false: render the KEDA objects even when the API server does
+      not list keda.sh/v1alpha1), min_replica_count (1), max_replica_count (20),
     - polling_interval (15 s), cooldown_period (300 s),
     - list_length (null: worker.concurrency, i.e. one pod per full batch of queued jobs),
     - inflight_trigger (true: second trigger on {queue}:processing so scale-in keeps running jobs),
@@ -373,6 +380,7 @@ variable "keda" {
   EOT
   type = object({
     enabled           = optional(bool, true)
+    assume_installed  = optional(bool, false)
     min_replica_count = optional(number, 1)
     max_replica_count = optional(number, 20)
     polling_interval  = optional(number, 15)
@@ -471,11 +479,16 @@ variable "pod_disruption_budget" {
 }
 
 variable "network_policy" {
-  description = "NetworkPolicy: enabled (false), monitoring_namespace allowed to scrape :8080 (monitoring), redis_cidr allowed for egress (0.0.0.0/0)."
+  description = <<-EOT
+    NetworkPolicy: enabled (false), monitoring_namespace allowed to scrape :8080 (monitoring),
+    redis_cidr allowed for egress to Redis (0.0.0.0/0), extra_egress_json: a JSON list of extra
+    NetworkPolicyEgressRule objects ("[]"), e.g. for the hosts the workflows call.
+  EOT
   type = object({
     enabled              = optional(bool, false)
     monitoring_namespace = optional(string, "monitoring")
     redis_cidr           = optional(string, "0.0.0.0/0")
+    extra_egress_json    = optional(string, "[]")
   })
   default  = {}
   nullable = false
@@ -487,6 +500,10 @@ variable "network_policy" {
   validation {
     condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.network_policy.monitoring_namespace))
     error_message = "network_policy.monitoring_namespace must be a namespace name (DNS-1123 label)."
+  }
+  validation {
+    condition     = startswith(trimspace(var.network_policy.extra_egress_json), "[") && try(alltrue([for r in jsondecode(var.network_policy.extra_egress_json) : can(keys(r))]), false)
+    error_message = "network_policy.extra_egress_json must be a JSON list of objects (NetworkPolicyEgressRule), e.g. [{\"ports\": [{\"port\": 443}]}]."
   }
 }
 

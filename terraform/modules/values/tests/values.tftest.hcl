@@ -36,7 +36,7 @@ run "defaults_match_the_contract" {
     error_message = "redis Secret reference not rendered"
   }
   assert {
-    condition     = yamldecode(output.yaml).redis.sentinel == { masterName = "mymaster", port = 26379 }
+    condition     = yamldecode(output.yaml).redis.sentinel == { masterName = "mymaster", port = 26379, passwordFromSecret = false }
     error_message = "redis.sentinel defaults differ from the contract"
   }
   assert {
@@ -84,6 +84,23 @@ run "small_rollout_gets_the_900s_floor" {
   assert {
     condition     = output.rollout_timeout_seconds == 900
     error_message = "a small rollout must still get the 900 s floor"
+  }
+}
+
+run "ipv6_host_and_extra_egress_are_accepted" {
+  command = plan
+  variables {
+    redis          = { host = "[fd00::10]", mode = "cluster" }
+    keda           = { assume_installed = true }
+    network_policy = { enabled = true, extra_egress_json = "[{\"ports\": [{\"port\": 443, \"protocol\": \"TCP\"}]}, {\"to\": [{\"ipBlock\": {\"cidr\": \"10.0.0.0/8\"}}]}]" }
+  }
+  assert {
+    condition     = output.values.redis.host == "[fd00::10]" && output.values.keda.assumeInstalled
+    error_message = "IPv6 host / assumeInstalled not rendered"
+  }
+  assert {
+    condition     = length(output.values.networkPolicy.extraEgress) == 2 && output.values.networkPolicy.extraEgress[0].ports[0].port == 443
+    error_message = "extra_egress_json not decoded into networkPolicy.extraEgress"
   }
 }
 
@@ -343,15 +360,21 @@ run "rejects_sentinel_port_out_of_range" {
   expect_failures = [var.redis]
 }
 
+run "rejects_sentinel_password_without_secret" {
+  command = plan
+  variables { redis = { host = "redis", sentinel = { password_from_secret = true } } }
+  expect_failures = [var.redis]
+}
+
 run "rejects_empty_sentinel_master" {
   command = plan
   variables { redis = { host = "redis", sentinel = { master_name = "" } } }
   expect_failures = [var.redis]
 }
 
-run "rejects_grace_period_not_above_drain_timeout" {
+run "rejects_grace_period_without_requeue_margin" {
   command = plan
-  variables { termination_grace_period_seconds = 300 }
+  variables { termination_grace_period_seconds = 315 }
   expect_failures = [var.termination_grace_period_seconds]
 }
 
@@ -460,6 +483,18 @@ run "rejects_bad_redis_cidr" {
 run "rejects_bad_monitoring_namespace" {
   command = plan
   variables { network_policy = { monitoring_namespace = "Monitoring" } }
+  expect_failures = [var.network_policy]
+}
+
+run "rejects_extra_egress_that_is_not_a_list" {
+  command = plan
+  variables { network_policy = { extra_egress_json = "{\"ports\": []}" } }
+  expect_failures = [var.network_policy]
+}
+
+run "rejects_extra_egress_of_scalars" {
+  command = plan
+  variables { network_policy = { extra_egress_json = "[443]" } }
   expect_failures = [var.network_policy]
 }
 
