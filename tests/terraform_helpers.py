@@ -7,6 +7,8 @@ Also a small command line for the generated parts of terraform/:
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import re
 import shutil
@@ -91,9 +93,7 @@ def run(
     return proc
 
 
-def terraform(
-    *args: str, cwd: Path, check: bool = True
-) -> subprocess.CompletedProcess[str]:
+def terraform(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run terraform with -no-color and the offline environment."""
     tf = find_tool("terraform")
     return run([tf, *args], cwd, terraform_env(), check=check)
@@ -144,18 +144,23 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def load_hcl(path: Path) -> dict[str, Any]:
-    """Parse one .tf/.tfvars file into plain dicts (labels and strings unquoted, no metadata)."""
+@functools.lru_cache(maxsize=256)
+def _load_hcl_cached(path: Path, mtime_ns: int) -> dict[str, Any]:
     with path.open(encoding="utf-8") as f:
         data: dict[str, Any] = _clean(hcl2.load(f))
     return data
 
 
+def load_hcl(path: Path) -> dict[str, Any]:
+    """Parse one .tf/.tfvars file into plain dicts (labels and strings unquoted, no metadata)."""
+    # python-hcl2 8 parses slowly; the tests read the same files many times.
+    return copy.deepcopy(_load_hcl_cached(path, path.stat().st_mtime_ns))
+
+
 def blocks(parsed: Mapping[str, Any], kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (label, body) for single-label blocks such as variable, output, module."""
     for entry in parsed.get(kind, []):
-        for label, body in entry.items():
-            yield label, body
+        yield from entry.items()
 
 
 def resources(parsed: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:

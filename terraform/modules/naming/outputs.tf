@@ -1,6 +1,6 @@
 output "environment" {
-  description = "The checked environment name (= the selected workspace)."
-  value       = var.workspace
+  description = "The checked environment name (equal to the selected workspace)."
+  value       = var.environment
 }
 
 output "settings_file" {

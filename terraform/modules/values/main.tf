@@ -101,6 +101,7 @@ locals {
       cooldownPeriod  = var.keda.cooldown_period
       listLength      = coalesce(var.keda.list_length, var.worker.concurrency)
       inflightTrigger = var.keda.inflight_trigger
+      combineTriggers = var.keda.combine_triggers
       scaleDown = {
         stabilizationWindowSeconds = var.keda.scale_down.stabilization_window_seconds
         podsPerPeriod              = var.keda.scale_down.pods_per_period

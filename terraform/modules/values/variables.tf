@@ -376,6 +376,8 @@ variable "keda" {
     - polling_interval (15 s), cooldown_period (300 s),
     - list_length (null: worker.concurrency, i.e. one pod per full batch of queued jobs),
     - inflight_trigger (true: second trigger on {queue}:processing so scale-in keeps running jobs),
+    - combine_triggers (sum: pods = ceil((queued + in-flight) / list_length), KEDA >= 2.12;
+      max: the larger of the two triggers),
     - scale_down { stabilization_window_seconds (600), pods_per_period (1), period_seconds (120) }.
   EOT
   type = object({
@@ -387,6 +389,7 @@ variable "keda" {
     cooldown_period   = optional(number, 300)
     list_length       = optional(number)
     inflight_trigger  = optional(bool, true)
+    combine_triggers  = optional(string, "sum")
     scale_down = optional(object({
       stabilization_window_seconds = optional(number, 600)
       pods_per_period              = optional(number, 1)
@@ -413,8 +416,12 @@ variable "keda" {
     error_message = "keda.list_length must be null (= worker.concurrency) or a whole number, at least 1."
   }
   validation {
-    condition     = var.keda.scale_down.stabilization_window_seconds >= 0 && var.keda.scale_down.pods_per_period >= 1 && var.keda.scale_down.period_seconds >= 1
-    error_message = "keda.scale_down needs stabilization_window_seconds >= 0, pods_per_period >= 1 and period_seconds >= 1."
+    condition     = contains(["sum", "max"], var.keda.combine_triggers)
+    error_message = "keda.combine_triggers must be sum or max."
+  }
+  validation {
+    condition     = var.keda.scale_down.stabilization_window_seconds >= 0 && var.keda.scale_down.stabilization_window_seconds <= 3600 && var.keda.scale_down.pods_per_period >= 1 && var.keda.scale_down.period_seconds >= 1 && var.keda.scale_down.period_seconds <= 1800
+    error_message = "keda.scale_down needs 0 <= stabilization_window_seconds <= 3600 (HPA limit), pods_per_period >= 1 and 1 <= period_seconds <= 1800 (HPA limit)."
   }
 }
 

@@ -444,9 +444,21 @@ run "rejects_zero_list_length" {
   expect_failures = [var.keda]
 }
 
+run "rejects_unknown_trigger_combination" {
+  command = plan
+  variables { keda = { combine_triggers = "avg" } }
+  expect_failures = [var.keda]
+}
+
 run "rejects_zero_pods_per_scale_down_period" {
   command = plan
   variables { keda = { scale_down = { pods_per_period = 0 } } }
+  expect_failures = [var.keda]
+}
+
+run "rejects_scale_down_window_above_the_hpa_limit" {
+  command = plan
+  variables { keda = { scale_down = { stabilization_window_seconds = 7200 } } }
   expect_failures = [var.keda]
 }
 
