@@ -24,6 +24,7 @@ from worker.connection import connect
 from worker.consumer import Consumer
 from worker.context import WorkflowRegistry
 from worker.http import Health, create_app, start_http
+from worker.logs import flush_logs
 from worker.metrics import Metrics
 from worker.queue import RedisQueue
 from worker.registry import load_registry
@@ -97,6 +98,7 @@ class Worker:
                 await runner.cleanup()
                 await client.aclose()
         log.info("worker stopped")
+        flush_logs()
         return 0
 
     def _describe(self, consumer: Consumer) -> dict[str, Any]:

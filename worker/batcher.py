@@ -30,17 +30,27 @@ class Batcher:
         self._queue = queue
         self._metrics = metrics
         self._ttl = result_ttl
-        self._pending: list[tuple[Op, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[Op, asyncio.Future[bool] | None]] = []
         self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._submitted = 0
+        self._applied = 0
         self._task: asyncio.Task[None] | None = None
         self.connected = True
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batcher")
 
+    def post(self, op: Op) -> None:
+        """Queue an op whose outcome nobody waits for (status updates on the hot path)."""
+        self._pending.append((op, None))
+        self._submitted += 1
+        self._wake.set()
+
     def submit(self, op: Op) -> asyncio.Future[bool]:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((op, fut))
+        self._submitted += 1
         self._wake.set()
         return fut
 
@@ -50,9 +60,10 @@ class Batcher:
 
     async def flush(self) -> None:
         """Wait until everything submitted so far has been applied."""
-        futures = [fut for _, fut in self._pending]
-        if futures:
-            await asyncio.gather(*futures, return_exceptions=True)
+        target = self._submitted
+        while self._applied < target:
+            self._progress.clear()
+            await self._progress.wait()
 
     async def close(self) -> None:
         """Stop the flush loop; call `flush` first (with a deadline) to store what is pending."""
@@ -80,6 +91,8 @@ class Batcher:
                 delay = 0.05
                 self.connected = True
                 del self._pending[: len(batch)]
+                self._applied += len(batch)
+                self._progress.set()
                 for (_, fut), ok in zip(batch, held, strict=True):
-                    if not fut.done():
+                    if fut is not None and not fut.done():
                         fut.set_result(ok)

@@ -15,6 +15,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from worker.consumer import Consumer
+from worker.logs import flush_logs
 from worker.metrics import Metrics
 from worker.queue import RedisQueue
 from worker.settings import Settings
@@ -175,6 +176,7 @@ class Chores:
             now = time.monotonic()
             lag = max(0.0, now - before - TICK)
             self.last_tick = now
+            flush_logs()
             self.metrics.loop_lag.labels(self.queue.keys.queue).set(lag)
             if lag > self.settings.lease_seconds / 3:
                 self._beat_now.set()

@@ -24,7 +24,7 @@ from worker.context import JobContext, WorkflowRegistry
 from worker.job import InvalidJob, Job, State, decode_job
 from worker.metrics import Metrics
 from worker.outcome import Outcome, failed, invalid, succeeded
-from worker.queue import Claimed, Op, RedisQueue, iso_now
+from worker.queue import Claimed, Op, RedisQueue, unix_now
 from worker.settings import Settings
 
 __all__ = ["Consumer"]
@@ -43,18 +43,18 @@ class Running:
     """A claimed job this process is handling."""
 
     token: str
-    task: asyncio.Task[None]
+    task: asyncio.Task[None] | None = None
     job: Job | None = None
-    inner: asyncio.Task[Any] | None = None
+    in_workflow: bool = False
     stop_reason: str | None = None
     started: float = field(default_factory=time.monotonic)
 
     def interrupt(self, reason: str) -> None:
-        """Cancel the workflow (not the bookkeeping around it) and remember why."""
+        """Cancel the workflow (never the bookkeeping around it) and remember why."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        if self.inner is not None:
-            self.inner.cancel()
+        if self.in_workflow and self.task is not None:
+            self.task.cancel()
 
 
 class Consumer:
@@ -141,14 +141,13 @@ class Consumer:
         self._stop.set()
 
     def _start(self, item: Claimed) -> None:
-        task = asyncio.create_task(self._process(item), name=f"job:{item.token}")
-        self.running[item.token] = Running(item.token, task)
-        self.metrics.active.labels(self.queue.keys.queue).set(len(self.running))
+        running = self.running[item.token] = Running(item.token)
+        running.task = asyncio.create_task(self._process(item, running))
+        self.metrics.set_active(len(self.running))
 
     # -- running one job --------------------------------------------------------------------
 
-    async def _process(self, item: Claimed) -> None:
-        running = self.running[item.token]
+    async def _process(self, item: Claimed, running: Running) -> None:
         try:
             outcome = await self._attempt(item, running)
             if outcome is not None:
@@ -159,7 +158,7 @@ class Consumer:
             log.exception("internal error while handling a job", extra={"token": item.token})
         finally:
             self.running.pop(item.token, None)
-            self.metrics.active.labels(self.queue.keys.queue).set(len(self.running))
+            self.metrics.set_active(len(self.running))
             self._slot_freed.set()
 
     def _lookup(self, job: Job) -> Callable[..., Awaitable[Any]] | None:
@@ -184,61 +183,69 @@ class Consumer:
             return invalid(item.token, item.raw, reason, job.id)
         running.job = job
         if running.stop_reason is not None:
-            return self._interrupted(running, job, 0.0)
+            return self._interrupted(running, job)
         self._mark_started(item, job)
-        ctx = self._context(job)
         started = time.monotonic()
-        running.inner = asyncio.ensure_future(func(job.payload, ctx))
-        timeout = job.timeout or self.settings.job_timeout
-        done, _ = await asyncio.wait({running.inner}, timeout=timeout)
-        if not done:
-            running.interrupt("timeout")
-            await asyncio.wait({running.inner})
+        outcome = await self._call(func, job, running)
         duration = time.monotonic() - started
-        self.metrics.duration.labels(self.queue.keys.queue, job.workflow).observe(duration)
-        return self._result(running, job, duration)
+        self.metrics.observe_duration(job.workflow, duration)
+        if outcome is None:
+            return self._interrupted(running, job)
+        if isinstance(outcome, BaseException):
+            return failed(running.token, job, outcome, duration, self.settings)
+        return succeeded(running.token, job, outcome[0], duration)
 
-    def _result(self, running: Running, job: Job, duration: float) -> Outcome | None:
-        inner = running.inner
-        assert inner is not None
-        if inner.cancelled() or running.stop_reason == "timeout":
-            return self._interrupted(running, job, duration)
-        exc = inner.exception()
-        if exc is not None:
-            return failed(running.token, job, exc, duration, self.settings)
-        return succeeded(running.token, job, inner.result(), duration)
+    async def _call(
+        self, func: Callable[..., Awaitable[Any]], job: Job, running: Running
+    ) -> tuple[Any] | BaseException | None:
+        """Run the workflow: (result,), the exception it raised, or None if we interrupted it."""
+        timeout = job.timeout or self.settings.job_timeout
+        running.in_workflow = True
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                return (await func(job.payload, self._context(job)),)
+        except asyncio.CancelledError:
+            if running.stop_reason is None or running.task is None:
+                raise
+            # Our own interrupt (drain deadline, cancel request, lost lease), not a task cancel:
+            # undo it so the bookkeeping that follows runs normally.
+            running.task.uncancel()
+            return None
+        except TimeoutError as exc:
+            if scope.expired():
+                return JobTimeout(f"timed out after {timeout:g}s")
+            return exc
+        except Exception as exc:
+            return exc
+        finally:
+            running.in_workflow = False
 
-    def _interrupted(self, running: Running, job: Job, duration: float) -> Outcome | None:
+    def _interrupted(self, running: Running, job: Job) -> Outcome | None:
         reason = running.stop_reason or "cancelled"
-        if reason == "timeout":
-            timeout = job.timeout or self.settings.job_timeout
-            exc = JobTimeout(f"timed out after {timeout:g}s")
-            return failed(running.token, job, exc, duration, self.settings)
         if reason == "shutdown":
-            status = {"state": State.QUEUED.value, "requeued_at": iso_now()}
+            status = {"state": State.QUEUED.value, "requeued_at": unix_now()}
             return Outcome(Op("requeue", running.token, job.id, job.encode(), 0, status), "")
         if reason == "lease_lost":
             return None
-        status = {"state": State.CANCELLED.value, "finished_at": iso_now()}
+        status = {"state": State.CANCELLED.value, "finished_at": unix_now()}
         return Outcome(Op("done", running.token, job.id, status=status), "cancelled")
 
     def _mark_started(self, item: Claimed, job: Job) -> None:
-        status = {
-            "state": State.RUNNING.value,
-            "workflow": job.workflow,
-            "attempt": str(job.attempt),
-            "max_attempts": str(job.max_attempts or self.settings.max_attempts),
-            "queue": self.queue.keys.queue,
-            "worker": self.worker_id,
-            "started_at": iso_now(),
-            "enqueued_at": "" if job.enqueued_at is None else f"{job.enqueued_at:.6f}",
-        }
-        # A job without an id gets one now; store it so a re-delivery keeps the same id.
-        rewrite = job.encode() if job.generated_id else ""
-        self.batcher.submit(Op("start", item.token, job.id, rewrite, status=status))
+        # A job without a producer-given id cannot be looked up by its producer, so it gets no
+        # "running" record (its final record is still written, under the id in the logs).
+        if not job.generated_id:
+            status = {
+                "state": State.RUNNING.value,
+                "workflow": job.workflow,
+                "attempt": str(job.attempt),
+                "max_attempts": str(job.max_attempts or self.settings.max_attempts),
+                "queue": self.queue.keys.queue,
+                "worker": self.worker_id,
+                "started_at": unix_now(),
+            }
+            self.batcher.post(Op("start", item.token, job.id, status=status))
         if job.enqueued_at is not None:
-            waited = max(0.0, time.time() - job.enqueued_at)
-            self.metrics.wait.labels(self.queue.keys.queue, job.workflow).observe(waited)
+            self.metrics.observe_wait(job.workflow, max(0.0, time.time() - job.enqueued_at))
         log.info(
             "job started",
             extra={"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt},
@@ -295,7 +302,7 @@ class Consumer:
         """Wait until no job runs; False if `timeout` passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.running:
-            tasks = [r.task for r in self.running.values()]
+            tasks = [r.task for r in self.running.values() if r.task is not None]
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if left == 0.0:
                 return False

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -42,7 +42,8 @@ class InvalidJob(ValueError):
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (the same shape as uuid4().hex, at a fraction of the cost)."""
+    return os.urandom(16).hex()
 
 
 def _reject_constant(name: str) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["DURATION_BUCKETS", "STATUSES", "Metrics"]
@@ -123,8 +125,27 @@ class Metrics:
         self.duplicates.labels(queue)
         self.requeued.labels(queue, "shutdown")
 
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # labels() takes a lock and builds a tuple per call; jobs hit the same few children.
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.queue, *labels)
+        return child
+
     def outcome(self, workflow: str, status: str) -> None:
-        self.jobs.labels(self.queue, workflow, status).inc()
+        self._child(self.jobs, workflow, status).inc()
+
+    def observe_duration(self, workflow: str, seconds: float) -> None:
+        self._child(self.duration, workflow).observe(seconds)
+
+    def observe_wait(self, workflow: str, seconds: float) -> None:
+        self._child(self.wait, workflow).observe(seconds)
+
+    def set_active(self, count: int) -> None:
+        self._child(self.active).set(count)
 
     def redis_error(self, operation: str) -> None:
         self.redis_errors.labels(self.queue, operation).inc()

@@ -9,7 +9,7 @@ import traceback
 from dataclasses import dataclass
 
 from worker.job import Job, State
-from worker.queue import Op, iso_now
+from worker.queue import Op, unix_now
 from worker.settings import Settings
 
 __all__ = ["Outcome", "backoff_seconds", "dead_letter_entry", "failed", "invalid", "succeeded"]
@@ -36,13 +36,13 @@ def backoff_seconds(attempt: int, settings: Settings) -> float:
 
 def dead_letter_entry(reason: str, raw: str, kind: str, **more: str) -> str:
     """One dead-letter list item: the reason, when, and the message text as it was."""
-    entry = {"reason": reason, "kind": kind, "failed_at": iso_now(), "job": raw, **more}
+    entry = {"reason": reason, "kind": kind, "failed_at": unix_now(), "job": raw, **more}
     return json.dumps(entry, ensure_ascii=False)
 
 
 def invalid(token: str, raw: bytes, reason: str, job_id: str = "") -> Outcome:
     text = raw.decode("utf-8", "replace")
-    status = {"state": State.DEAD.value, "error": reason, "finished_at": iso_now()}
+    status = {"state": State.DEAD.value, "error": reason, "finished_at": unix_now()}
     op = Op(
         "dead",
         token,
@@ -56,7 +56,9 @@ def invalid(token: str, raw: bytes, reason: str, job_id: str = "") -> Outcome:
 def succeeded(token: str, job: Job, result: object, duration: float) -> Outcome:
     status = {
         "state": State.SUCCESS.value,
-        "finished_at": iso_now(),
+        "workflow": job.workflow,
+        "attempt": str(job.attempt),
+        "finished_at": unix_now(),
         "duration": f"{duration:.6f}",
         "result": json.dumps(result, default=str, ensure_ascii=False),
         "error": "",
@@ -71,7 +73,9 @@ def failed(
     error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
     trace = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
     status = {
-        "finished_at": iso_now(),
+        "workflow": job.workflow,
+        "attempt": str(job.attempt),
+        "finished_at": unix_now(),
         "duration": f"{duration:.6f}",
         "error": error,
         "traceback": trace,

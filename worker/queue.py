@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from worker.keys import QueueKeys
 from worker.scripts import Scripts
 
-__all__ = ["Claimed", "Op", "QueueStats", "RedisQueue", "iso_now"]
+__all__ = ["Claimed", "Op", "QueueStats", "RedisQueue", "unix_now"]
 
 
-def iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def unix_now() -> str:
+    """Unix time as text: what status records and dead-letter entries store."""
+    return f"{time.time():.3f}"
 
 
 def _text(value: bytes | str) -> str:
@@ -122,16 +122,18 @@ class RedisQueue:
         k = self.keys
         keys = [k.processing, k.queue, k.delayed, k.dead, k.redeliveries]
         index: dict[str, int] = {}
-        args: list[Any] = [result_ttl]
+        encoded = []
         for op in ops:
             status_key = k.job(op.job_id) if op.job_id else k.processing
-            if status_key not in index:
+            position = index.get(status_key)
+            if position is None:
                 keys.append(status_key)
-                index[status_key] = len(keys)
-            args += [op.kind, op.token, index[status_key], op.job_id, op.arg, op.score]
-            args.append(len(op.status))
-            for name, value in op.status.items():
-                args += [name, value]
+                position = index[status_key] = len(keys)
+            encoded.append([op.kind, op.token, position, op.job_id, op.arg, op.score, op.status])
+        args: list[str | int] = [
+            result_ttl,
+            json.dumps(encoded, separators=(",", ":"), ensure_ascii=False),
+        ]
         held = await self.scripts.apply(keys=keys, args=args)
         return [bool(h) for h in held]
 
@@ -147,7 +149,7 @@ class RedisQueue:
                 k.redeliveries,
                 k.dead,
             ],
-            args=[crash_budget, "1" if full_scan else "0", iso_now()],
+            args=[crash_budget, "1" if full_scan else "0", unix_now()],
         )
         return int(result[0]), int(result[1]), int(result[2])
 

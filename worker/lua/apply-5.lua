@@ -8,8 +8,8 @@
 -- KEYS[5] redeliveries hash (job id -> count)
 -- KEYS[6..] status record hashes, referenced by index from the operations
 -- ARGV[1] status record TTL, seconds
--- ARGV[2..] operations, each: kind, token, status key index (into KEYS), job id, arg, score,
---           field count, then that many field/value pairs for the status record.
+-- ARGV[2] JSON array of operations, each [kind, token, status key index, job id, arg, score,
+--         {status field: value, ...}]; one argument, so the client encodes one string per batch
 --   kind "start":   if claimed, replace the processing entry with arg (when not empty)
 --   kind "done":    release the claim
 --   kind "retry":   release the claim and add arg (job text) to the delayed set at score (ms)
@@ -17,13 +17,11 @@
 --   kind "requeue": release the claim and push arg (job text) at the queue's consuming end
 -- Output: one integer per operation: 1 when the claim was held, 0 when it was not
 local ttl = tonumber(ARGV[1])
+local ops = cjson.decode(ARGV[2])
 local out = {}
-local i = 2
-while i <= #ARGV do
-  local kind, token = ARGV[i], ARGV[i + 1]
-  local key = KEYS[tonumber(ARGV[i + 2])]
-  local job_id, arg, score = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local nfields = tonumber(ARGV[i + 6])
+for n, op in ipairs(ops) do
+  local kind, token, key = op[1], op[2], KEYS[op[3]]
+  local job_id, arg, score, status = op[4], op[5], op[6], op[7]
   local held
   if kind == 'start' then
     held = redis.call('HEXISTS', KEYS[1], token)
@@ -34,7 +32,7 @@ while i <= #ARGV do
     held = redis.call('HDEL', KEYS[1], token)
     if held == 1 then
       if kind == 'retry' then
-        redis.call('ZADD', KEYS[3], tonumber(score), arg)
+        redis.call('ZADD', KEYS[3], score, arg)
       elseif kind == 'dead' then
         redis.call('LPUSH', KEYS[4], arg)
       elseif kind == 'requeue' then
@@ -45,15 +43,15 @@ while i <= #ARGV do
       end
     end
   end
-  if held == 1 and nfields > 0 then
+  if held == 1 and next(status) ~= nil then
     local fields = {}
-    for f = 0, nfields * 2 - 1 do
-      fields[#fields + 1] = ARGV[i + 7 + f]
+    for name, value in pairs(status) do
+      fields[#fields + 1] = name
+      fields[#fields + 1] = value
     end
     redis.call('HSET', key, unpack(fields))
     redis.call('EXPIRE', key, ttl)
   end
-  out[#out + 1] = held
-  i = i + 7 + nfields * 2
+  out[n] = held
 end
 return out

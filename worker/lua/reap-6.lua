@@ -10,7 +10,7 @@
 -- KEYS[6] dead-letter list
 -- ARGV[1] crash-redelivery budget (a job is re-delivered at most this many times)
 -- ARGV[2] "1" to scan for orphans even when no lease expired (start-up and every few rounds)
--- ARGV[3] ISO-8601 time, for dead-letter entries
+-- ARGV[3] Unix time, for dead-letter entries
 -- Output: {jobs re-delivered, jobs dead-lettered, workers removed}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
