@@ -42,3 +42,60 @@ fmt:
 [group('bench')]
 bench *args:
     python -m bench.run {{ args }}
+
+# Side by side with Celery (prefork, threads), arq, SAQ and taskiq on one Redis (long; writes bench/results/)
+[group('bench')]
+bench-compare *args:
+    python -m bench.compare {{ args }}
+
+# Regenerate the Grafana dashboard JSON and the chart's copy of the alert rules (--check: fail if stale)
+[group('dev')]
+dashboard *args:
+    python -m dashboards.generate {{ args }}
+
+# Regenerate the chart README from the values.yaml comments
+[group('dev')]
+helm-docs:
+    python scripts/helm_docs.py
+
+# Re-sync copied chart-value variables and regenerate Terraform module READMEs
+[group('dev')]
+tf-docs:
+    python -m tests.terraform_helpers sync
+    python -m tests.terraform_helpers docs
+
+# Apply one environment (hmg|staging|production)
+[group('infra'), confirm("Apply terraform to this workspace?")]
+tf-apply env:
+    terraform -chdir=terraform workspace select {{ env }}
+    terraform -chdir=terraform apply -var-file=workspaces/{{ env }}.tfvars
+
+# Turn on benchmark mode and push N synthetic jobs (TARGET=local by default, or TARGET=k8s)
+[group('load')]
+load-test-start jobs="200":
+    python -m loadtest.ctl start {{ jobs }}
+
+# Queue depth, active jobs and pod count, refreshed in place (Ctrl-C to leave; --once for one frame)
+[group('load')]
+load-test-status *args:
+    python -m loadtest.ctl status {{ args }}
+
+# Drain the queue and restore normal mode
+[group('load')]
+load-test-stop:
+    python -m loadtest.ctl stop
+
+# locust against the local stack for a bounded time (SLO gates set the exit code)
+[group('load')]
+load-test-locust *args:
+    python -m loadtest.run_locust {{ args }}
+
+# The long chaos run: kills, SIGTERMs, SIGSTOPs and Redis restarts under load, then a loss report
+[group('reliability')]
+chaos *args:
+    python -m bench.chaos {{ args }}
+
+# 30-minute soak at a steady rate, sampling RSS and open file descriptors; a leak fails it
+[group('reliability')]
+soak *args:
+    python -m bench.soak {{ args }}
