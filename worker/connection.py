@@ -37,6 +37,10 @@ def _common(settings: Settings) -> dict[str, Any]:
         kwargs["password"] = settings.redis_password
     if settings.redis_tls_ca_file:
         kwargs["ssl_ca_certs"] = settings.redis_tls_ca_file
+    if settings.redis_tls_cert_file:
+        kwargs["ssl_certfile"] = settings.redis_tls_cert_file
+    if settings.redis_tls_key_file:
+        kwargs["ssl_keyfile"] = settings.redis_tls_key_file
     return kwargs
 
 

@@ -103,6 +103,8 @@ class Settings:
     redis_mode: str = "standalone"
     redis_sentinel_master: str = "mymaster"
     redis_tls_ca_file: str | None = None
+    redis_tls_cert_file: str | None = None
+    redis_tls_key_file: str | None = None
     queue: str = "workflow:queue"
     queues: tuple[str, ...] = ()
     concurrency: int = 50
@@ -179,6 +181,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "redis_mode": _p("REDIS_MODE", lambda v, r: _choice(v, r, _REDIS_MODES)),
     "redis_sentinel_master": _p("REDIS_SENTINEL_MASTER", lambda _v, r: r.strip()),
     "redis_tls_ca_file": _p("REDIS_TLS_CA_FILE", lambda _v, r: r.strip()),
+    "redis_tls_cert_file": _p("REDIS_TLS_CERT_FILE", lambda _v, r: r.strip()),
+    "redis_tls_key_file": _p("REDIS_TLS_KEY_FILE", lambda _v, r: r.strip()),
     "queue": _p("WORKER_QUEUE", lambda v, r: _queue_names(v, r)[0]),
     "queues": _p("WORKER_QUEUES", _queue_names),
     "concurrency": _p("WORKER_CONCURRENCY", lambda v, r: _int(v, r, 1, 10_000)),
