@@ -24,13 +24,13 @@ MAX_BATCH = 500
 
 
 class Batcher:
-    """Applies `Op`s in batches; `submit` resolves to whether the claim was still held."""
+    """Applies `Op`s in batches; `submit` resolves to the op's result (see `RedisQueue.apply`)."""
 
     def __init__(self, queue: RedisQueue, metrics: Metrics, result_ttl: int) -> None:
         self._queue = queue
         self._metrics = metrics
         self._ttl = result_ttl
-        self._pending: list[tuple[Op, asyncio.Future[bool] | None]] = []
+        self._pending: list[tuple[Op, asyncio.Future[int] | None]] = []
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._submitted = 0
@@ -47,8 +47,8 @@ class Batcher:
         self._submitted += 1
         self._wake.set()
 
-    def submit(self, op: Op) -> asyncio.Future[bool]:
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    def submit(self, op: Op) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((op, fut))
         self._submitted += 1
         self._wake.set()

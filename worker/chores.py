@@ -88,6 +88,7 @@ class Chores:
             ("heartbeat", self.heartbeat, self.settings.heartbeat_interval),
             ("reap", self.reap, self.settings.heartbeat_interval),
             ("promote", self.promote, TICK),
+            ("cancel", self.cancel_requests, TICK),
             ("gauges", self.gauges, self.settings.metrics_interval),
         ]
         out = [asyncio.create_task(self._every(n, f, i), name=n) for n, f, i in loops]
@@ -156,6 +157,18 @@ class Chores:
 
     async def promote(self) -> None:
         await self.queue.promote()
+
+    async def cancel_requests(self) -> None:
+        """Cancel running jobs whose producer asked for it (within one tick)."""
+        running = self.consumer.cancellable_ids()
+        if not running:
+            return
+        ids = list(running)
+        flags = await self.queue.client.mget([self.queue.keys.cancel(i) for i in ids])
+        for job_id, flag in zip(ids, flags, strict=True):
+            if flag is not None:
+                log.info("cancel requested", extra={"job_id": job_id})
+                running[job_id].interrupt("cancelled")
 
     async def gauges(self) -> None:
         stats = await self.queue.stats()

@@ -33,6 +33,30 @@ def _parser() -> argparse.ArgumentParser:
     enq.add_argument("--count", type=int, default=1, help="how many copies (default 1)")
     enq.add_argument("--max-attempts", type=int)
     enq.add_argument("--timeout", type=float, help="per-attempt timeout, seconds")
+    enq.add_argument("--delay", type=float, help="run after this many seconds")
+    enq.add_argument("--id", help="job id (also makes the job unique by id; --count 1 only)")
+    enq.add_argument("--unique-key", help="skip if a job with this key is queued or running")
+
+    job = sub.add_parser("job", help="print one job's status record")
+    job.add_argument("job_id")
+    job.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cancel = sub.add_parser("cancel", help="cancel a queued, delayed or running job")
+    cancel.add_argument("job_id")
+
+    dead = sub.add_parser("dead", help="dead-letter tools: list, show, requeue, purge")
+    dead_sub = dead.add_subparsers(dest="dead_command", required=True)
+    dead_list = dead_sub.add_parser("list", help="newest first")
+    dead_list.add_argument("--count", type=int, default=20)
+    dead_list.add_argument("--json", action="store_true")
+    dead_show = dead_sub.add_parser("show", help="one entry in full")
+    dead_show.add_argument("index", type=int)
+    dead_requeue = dead_sub.add_parser("requeue", help="put entries back on the queue")
+    which = dead_requeue.add_mutually_exclusive_group(required=True)
+    which.add_argument("index", type=int, nargs="?")
+    which.add_argument("--all", action="store_true")
+    dead_purge = dead_sub.add_parser("purge", help="delete every entry")
+    dead_purge.add_argument("--yes", action="store_true", help="required: purging is final")
 
     status = sub.add_parser("status", help="queue depth, in flight, dead letters, live workers")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -71,14 +95,27 @@ def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
         raise SystemExit("--payload must be a JSON object")
     if args.count < 1:
         raise SystemExit("--count must be at least 1")
-    spec = JobSpec(args.workflow, payload, max_attempts=args.max_attempts, timeout=args.timeout)
+    if args.id and args.count != 1:
+        raise SystemExit("--id needs --count 1")
+    spec = JobSpec(
+        args.workflow,
+        payload,
+        id=args.id,
+        max_attempts=args.max_attempts,
+        timeout=args.timeout,
+        delay=args.delay,
+        unique_key=args.unique_key,
+    )
+    duplicates = 0
     with SyncClient(settings) as client:
-        ids: list[str] = []
         for start in range(0, args.count, 1000):
-            ids += client.enqueue_many([spec] * min(1000, args.count - start))
-    for job_id in ids:
-        print(job_id)
-    return 0
+            for result in client.submit([spec] * min(1000, args.count - start)):
+                if result.created:
+                    print(result.id)
+                else:
+                    duplicates += 1
+                    print(f"duplicate of {result.id} (unique key {result.unique_key})")
+    return 3 if duplicates else 0
 
 
 def _status(settings: Settings, as_json: bool) -> int:
@@ -106,6 +143,60 @@ def _status(settings: Settings, as_json: bool) -> int:
     return 0
 
 
+def _job(settings: Settings, job_id: str, as_json: bool) -> int:
+    from worker.client import SyncClient
+
+    with SyncClient(settings) as client:
+        record = client.status(job_id)
+    if record is None:
+        print(f"no record for job {job_id} (unknown, or expired after WORKER_RESULT_TTL)")
+        return 1
+    if as_json:
+        print(json.dumps(record, indent=2, sort_keys=True))
+    else:
+        for key in sorted(record):
+            print(f"{key:<14} {record[key]}")
+    return 0
+
+
+def _cancel(settings: Settings, job_id: str) -> int:
+    from worker.client import SyncClient
+
+    with SyncClient(settings) as client:
+        answer = client.cancel(job_id)
+    print(f"{job_id}: {answer}")
+    return 0 if answer in ("cancelled", "cancelling") else 1
+
+
+def _dead(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.client import SyncClient
+
+    with SyncClient(settings) as client:
+        if args.dead_command == "list":
+            entries = client.dead_letters(0, args.count)
+            if args.json:
+                print(json.dumps([e.entry for e in entries], indent=2))
+            for e in entries if not args.json else []:
+                print(f"{e.index:>4}  {e.entry.get('failed_at', '?')}  {e.reason[:100]}")
+            return 0
+        if args.dead_command == "show":
+            entries = client.dead_letters(args.index, 1)
+            if not entries:
+                print(f"no dead-letter entry at {args.index}")
+                return 1
+            print(json.dumps(entries[0].entry, indent=2))
+            return 0
+        if args.dead_command == "requeue":
+            moved = client.requeue_all_dead() if args.all else int(client.requeue_dead(args.index))
+            print(f"requeued {moved}")
+            return 0 if moved else 1
+        if not args.yes:
+            print("purge deletes every dead letter for good: add --yes")
+            return 1
+        print(f"purged {client.purge_dead()}")
+        return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -118,6 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(settings)
         if args.command == "enqueue":
             return _enqueue(settings, args)
+        if args.command == "job":
+            return _job(settings, args.job_id, args.json)
+        if args.command == "cancel":
+            return _cancel(settings, args.job_id)
+        if args.command == "dead":
+            return _dead(settings, args)
         return _status(settings, args.json)
     except ConfigError as exc:
         print(f"workflow-worker: configuration error: {exc}", file=sys.stderr)

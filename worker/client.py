@@ -1,26 +1,44 @@
-"""The producer API, replacing `task.delay()`: enqueue one or many jobs, read status and results.
+"""The producer API, replacing `task.delay()`: enqueue, inspect, cancel, and dead-letter tools.
 
-`Client` is for asyncio code (a FastAPI handler); `SyncClient` for plain scripts. Both write the
-full job envelope and a `queued` status record in one atomic round trip per call (bulk included).
+`Client` is for asyncio code (a FastAPI handler); `SyncClient` for plain scripts. Both write
+the full job envelope and its status record in one atomic round trip per call (bulk included),
+and share the request builders in `worker.requests`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from worker.connection import connect, connect_sync
-from worker.job import Job, State, new_job_id
+from worker.job import State
 from worker.keys import QueueKeys
-from worker.queue import QueueStats, RedisQueue, _text
+from worker.queue import QueueStats, RedisQueue
+from worker.requests import (
+    DeadLetter,
+    DuplicateJob,
+    Enqueued,
+    JobFailed,
+    JobSpec,
+    PayloadTooLarge,
+    cancel_call,
+    decode_record,
+    enqueue_call,
+    enqueue_results,
+    parse_dead_letters,
+    requeue_call,
+    result_of,
+)
+from worker.scripts import Scripts
 from worker.settings import Settings
 
 __all__ = [
     "Client",
+    "DeadLetter",
+    "DuplicateJob",
+    "Enqueued",
     "JobFailed",
     "JobSpec",
     "PayloadTooLarge",
@@ -32,79 +50,16 @@ __all__ = [
 FINAL_STATES = {State.SUCCESS.value, State.FAILURE.value, State.DEAD.value, State.CANCELLED.value}
 
 
-class PayloadTooLarge(ValueError):
-    """The encoded job is over WORKER_MAX_PAYLOAD_BYTES."""
-
-
-class JobFailed(RuntimeError):
-    """`result()` of a job that ended without success; carries its status record."""
-
-    def __init__(self, job_id: str, record: Mapping[str, str]) -> None:
-        state = record.get("state", "?")
-        super().__init__(f"job {job_id} ended as {state}: {record.get('error') or 'no error'}")
-        self.job_id = job_id
-        self.record = dict(record)
-
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """One job for `enqueue_many`."""
-
-    workflow: str
-    payload: Mapping[str, Any] | None = None
-    id: str | None = None
-    max_attempts: int | None = None
-    timeout: float | None = None
-
-
-def _prepare(spec: JobSpec, settings: Settings) -> tuple[Job, str, dict[str, str]]:
-    if not isinstance(spec.workflow, str) or not spec.workflow:
-        raise ValueError("workflow must be a non-empty string")
-    job = Job(
-        workflow=spec.workflow,
-        payload=dict(spec.payload or {}),
-        id=spec.id or new_job_id(),
-        enqueued_at=time.time(),
-        attempt=1,
-        max_attempts=spec.max_attempts or settings.max_attempts,
-        timeout=spec.timeout or settings.job_timeout,
-    )
-    text = job.encode()
-    size = len(text.encode("utf-8"))
-    if size > settings.max_payload_bytes:
-        raise PayloadTooLarge(
-            f"job {job.id} is {size} bytes encoded, over the {settings.max_payload_bytes}-byte "
-            "limit (WORKER_MAX_PAYLOAD_BYTES); store large data elsewhere and pass a reference"
-        )
-    status = {
-        "state": State.QUEUED.value,
-        "workflow": job.workflow,
-        "attempt": "1",
-        "max_attempts": str(job.max_attempts),
-        "queue": settings.queue,
-        "enqueued_at": f"{job.enqueued_at:.6f}",
-    }
-    return job, text, status
-
-
-def _decode_record(raw: Mapping[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
-
-
-def _result_of(job_id: str, record: dict[str, str]) -> Any:
-    if record.get("state") != State.SUCCESS.value:
-        raise JobFailed(job_id, record)
-    raw = record.get("result", "null")
-    return json.loads(raw) if raw else None
-
-
 class Client:
-    """Async producer and inspector for one queue."""
+    """Async producer and inspector for one queue (`settings.queue`, or `queue=`)."""
 
-    def __init__(self, settings: Settings | None = None, redis: Any = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, redis: Any = None, queue: str | None = None
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self.redis = redis if redis is not None else connect(self.settings)
-        self.keys = QueueKeys.for_queue(self.settings.queue)
+        self.keys = QueueKeys.for_queue(queue or self.settings.queue)
+        self.scripts = Scripts.register(self.redis)
 
     async def __aenter__(self) -> Client:
         return self
@@ -116,26 +71,33 @@ class Client:
         await self.redis.aclose()
 
     async def enqueue(
-        self, workflow: str, payload: Mapping[str, Any] | None = None, **kw: Any
+        self, workflow: str, payload: Mapping[str, Any] | None = None, **options: Any
     ) -> str:
-        """Enqueue one job; returns its id. Keywords: id, max_attempts, timeout."""
-        return (await self.enqueue_many([JobSpec(workflow, payload, **kw)]))[0]
+        """Enqueue one job and return its id; `DuplicateJob` if its unique key is taken.
+
+        Options: id, max_attempts, timeout, delay (seconds), at (Unix time or aware
+        datetime), unique_key.
+        """
+        (result,) = await self.submit([JobSpec(workflow, payload, **options)])
+        if not result.created:
+            raise DuplicateJob(result)
+        return result.id
 
     async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
-        """Enqueue many jobs in one pipelined, atomic round trip; returns their ids in order."""
-        prepared = [_prepare(spec, self.settings) for spec in specs]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for job, text, status in prepared:
-                pipe.hset(self.keys.job(job.id), mapping=status)
-                pipe.expire(self.keys.job(job.id), self.settings.result_ttl)
-                pipe.lpush(self.keys.queue, text)
-            await pipe.execute()
-        return [job.id for job, _, _ in prepared]
+        """Enqueue many jobs in one atomic round trip; their ids (a duplicate gives the id of
+        the job that holds its unique key)."""
+        return [result.id for result in await self.submit(specs)]
+
+    async def submit(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
+        """Enqueue many jobs; per job its id and whether it was created."""
+        call = enqueue_call(list(specs), self.settings, self.keys)
+        raw = await self.scripts.enqueue(keys=call.keys, args=call.args)
+        return enqueue_results(call, raw)
 
     async def status(self, job_id: str) -> dict[str, str] | None:
         """The job's status record, or None when unknown or expired."""
         raw = await self.redis.hgetall(self.keys.job(job_id))
-        return _decode_record(raw) if raw else None
+        return decode_record(raw) if raw else None
 
     async def result(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
         """Wait for the job to end; return its result or raise `JobFailed` / `TimeoutError`."""
@@ -143,22 +105,61 @@ class Client:
         while True:
             record = await self.status(job_id)
             if record is not None and record.get("state") in FINAL_STATES:
-                return _result_of(job_id, record)
+                return result_of(job_id, record)
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"job {job_id} did not finish within {timeout:g}s")
             await asyncio.sleep(poll)
 
+    async def cancel(self, job_id: str) -> str:
+        """Cancel a queued, delayed or running job: see `worker/lua/cancel-3.lua` for answers."""
+        unique = await self.redis.hget(self.keys.job(job_id), "unique_key")
+        call = cancel_call(job_id, unique, self.settings, self.keys)
+        answer = await self.scripts.cancel(keys=call.keys, args=call.args)
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
+
     async def stats(self) -> QueueStats:
-        return await RedisQueue(self.redis, self.settings.queue).stats()
+        return await RedisQueue(self.redis, self.keys.queue, self.scripts).stats()
+
+    async def dead_letters(self, start: int = 0, count: int = 50) -> list[DeadLetter]:
+        """Dead-letter entries, newest first, with their positions."""
+        raw = await self.redis.lrange(self.keys.dead, start, start + count - 1)
+        return parse_dead_letters(raw, start)
+
+    async def requeue_dead(self, index: int) -> bool:
+        """Put the dead-letter entry at `index` back on the queue with fresh attempts."""
+        entries = await self.dead_letters(index, 1)
+        if not entries:
+            return False
+        call = requeue_call(entries[0], self.keys)
+        return bool(await self.scripts.requeue_dead(keys=call.keys, args=call.args))
+
+    async def requeue_all_dead(self) -> int:
+        """Requeue every dead-letter entry; returns how many were moved."""
+        moved = 0
+        while await self.requeue_dead(0):
+            moved += 1
+        return moved
+
+    async def purge_dead(self) -> int:
+        """Delete every dead-letter entry; returns how many there were."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.llen(self.keys.dead)
+            pipe.delete(self.keys.dead)
+            count, _ = await pipe.execute()
+        return int(count)
 
 
 class SyncClient:
     """The same API for code without an event loop (scripts, Django views, locust)."""
 
-    def __init__(self, settings: Settings | None = None, redis: Any = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, redis: Any = None, queue: str | None = None
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self.redis = redis if redis is not None else connect_sync(self.settings)
-        self.keys = QueueKeys.for_queue(self.settings.queue)
+        self.keys = QueueKeys.for_queue(queue or self.settings.queue)
+        # The same scripts, registered on the blocking client (calls return values, not awaitables).
+        self.scripts: Any = Scripts.register(self.redis)
 
     def __enter__(self) -> SyncClient:
         return self
@@ -169,41 +170,74 @@ class SyncClient:
     def close(self) -> None:
         self.redis.close()
 
-    def enqueue(self, workflow: str, payload: Mapping[str, Any] | None = None, **kw: Any) -> str:
-        return self.enqueue_many([JobSpec(workflow, payload, **kw)])[0]
+    def enqueue(
+        self, workflow: str, payload: Mapping[str, Any] | None = None, **options: Any
+    ) -> str:
+        (result,) = self.submit([JobSpec(workflow, payload, **options)])
+        if not result.created:
+            raise DuplicateJob(result)
+        return result.id
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
-        prepared = [_prepare(spec, self.settings) for spec in specs]
-        with self.redis.pipeline(transaction=True) as pipe:
-            for job, text, status in prepared:
-                pipe.hset(self.keys.job(job.id), mapping=status)
-                pipe.expire(self.keys.job(job.id), self.settings.result_ttl)
-                pipe.lpush(self.keys.queue, text)
-            pipe.execute()
-        return [job.id for job, _, _ in prepared]
+        return [result.id for result in self.submit(specs)]
+
+    def submit(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
+        call = enqueue_call(list(specs), self.settings, self.keys)
+        return enqueue_results(call, self.scripts.enqueue(keys=call.keys, args=call.args))
 
     def status(self, job_id: str) -> dict[str, str] | None:
         raw = self.redis.hgetall(self.keys.job(job_id))
-        return _decode_record(raw) if raw else None
+        return decode_record(raw) if raw else None
 
     def result(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             record = self.status(job_id)
             if record is not None and record.get("state") in FINAL_STATES:
-                return _result_of(job_id, record)
+                return result_of(job_id, record)
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"job {job_id} did not finish within {timeout:g}s")
             time.sleep(poll)
 
+    def cancel(self, job_id: str) -> str:
+        unique = self.redis.hget(self.keys.job(job_id), "unique_key")
+        call = cancel_call(job_id, unique, self.settings, self.keys)
+        answer = self.scripts.cancel(keys=call.keys, args=call.args)
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
 
-async def enqueue(workflow: str, payload: Mapping[str, Any] | None = None, **kw: Any) -> str:
+    def dead_letters(self, start: int = 0, count: int = 50) -> list[DeadLetter]:
+        return parse_dead_letters(
+            self.redis.lrange(self.keys.dead, start, start + count - 1), start
+        )
+
+    def requeue_dead(self, index: int) -> bool:
+        entries = self.dead_letters(index, 1)
+        if not entries:
+            return False
+        call = requeue_call(entries[0], self.keys)
+        return bool(self.scripts.requeue_dead(keys=call.keys, args=call.args))
+
+    def requeue_all_dead(self) -> int:
+        moved = 0
+        while self.requeue_dead(0):
+            moved += 1
+        return moved
+
+    def purge_dead(self) -> int:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.llen(self.keys.dead)
+            pipe.delete(self.keys.dead)
+            count, _ = pipe.execute()
+        return int(count)
+
+
+async def enqueue(workflow: str, payload: Mapping[str, Any] | None = None, **options: Any) -> str:
     """One-shot async enqueue using the environment's settings."""
     async with Client() as client:
-        return await client.enqueue(workflow, payload, **kw)
+        return await client.enqueue(workflow, payload, **options)
 
 
-def enqueue_sync(workflow: str, payload: Mapping[str, Any] | None = None, **kw: Any) -> str:
+def enqueue_sync(workflow: str, payload: Mapping[str, Any] | None = None, **options: Any) -> str:
     """One-shot blocking enqueue using the environment's settings."""
     with SyncClient() as client:
-        return client.enqueue(workflow, payload, **kw)
+        return client.enqueue(workflow, payload, **options)

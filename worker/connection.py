@@ -30,6 +30,9 @@ def _common(settings: Settings) -> dict[str, Any]:
         "health_check_interval": 15,
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=2),
         "decode_responses": False,
+        # redis-py raises once a pool holds 100 connections; every running job may use the
+        # shared client (ctx.redis), so the pool must be able to serve all of them at once.
+        "max_connections": max(100, settings.concurrency * 2 + 20),
     }
     if settings.redis_username is not None:
         kwargs["username"] = settings.redis_username

@@ -184,7 +184,12 @@ class Consumer:
         running.job = job
         if running.stop_reason is not None:
             return self._interrupted(running, job)
-        self._mark_started(item, job)
+        held = await self._mark_started(item, job)
+        if held == 0:
+            return None
+        if held == 2:
+            running.stop_reason = "cancelled"
+            return self._interrupted(running, job)
         started = time.monotonic()
         outcome = await self._call(func, job, running)
         duration = time.monotonic() - started
@@ -230,9 +235,13 @@ class Consumer:
         status = {"state": State.CANCELLED.value, "finished_at": unix_now()}
         return Outcome(Op("done", running.token, job.id, status=status), "cancelled")
 
-    def _mark_started(self, item: Claimed, job: Job) -> None:
-        # A job without a producer-given id cannot be looked up by its producer, so it gets no
-        # "running" record (its final record is still written, under the id in the logs).
+    async def _mark_started(self, item: Claimed, job: Job) -> int:
+        """Record the start: 1 to run, 0 if the claim is gone, 2 if a cancel request stands.
+
+        A job without a producer-given id cannot be looked up or cancelled by its producer, so
+        it starts at once with no "running" record (its final record is still written).
+        """
+        held = 1
         if not job.generated_id:
             status = {
                 "state": State.RUNNING.value,
@@ -243,13 +252,17 @@ class Consumer:
                 "worker": self.worker_id,
                 "started_at": unix_now(),
             }
-            self.batcher.post(Op("start", item.token, job.id, status=status))
+            start = Op("start", item.token, job.id, status=status, cancellable=True)
+            held = await self.batcher.submit(start)
+            if held != 1:
+                return held
         if job.enqueued_at is not None:
             self.metrics.observe_wait(job.workflow, max(0.0, time.time() - job.enqueued_at))
         log.info(
             "job started",
             extra={"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt},
         )
+        return held
 
     def _context(self, job: Job) -> JobContext:
         extra = {"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt}
@@ -265,8 +278,11 @@ class Consumer:
         )
 
     async def _record(self, outcome: Outcome, running: Running) -> None:
-        held = await self.batcher.submit(outcome.op)
         job = running.job
+        if job is not None:
+            outcome.op.unique_key = str(job.extra.get("unique_key") or "")
+            outcome.op.cancellable = not job.generated_id
+        held = await self.batcher.submit(outcome.op)
         known = job is not None and (self.settings.benchmark_mode or job.workflow in self.registry)
         workflow = job.workflow if job is not None and known else UNKNOWN
         q = self.queue.keys.queue
@@ -293,6 +309,14 @@ class Consumer:
         )
 
     # -- stopping ---------------------------------------------------------------------------
+
+    def cancellable_ids(self) -> dict[str, Running]:
+        """Running jobs a producer can cancel (those with an id of their own), by job id."""
+        return {
+            r.job.id: r
+            for r in self.running.values()
+            if r.job is not None and not r.job.generated_id and r.in_workflow
+        }
 
     def interrupt_all(self, reason: str) -> None:
         for running in list(self.running.values()):

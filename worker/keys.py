@@ -34,7 +34,7 @@ class QueueKeys:
     workers: str
     workers_info: str
     job_prefix: str
-    cancel: str
+    cancel_prefix: str
     unique_prefix: str
     cron_prefix: str
     ratelimit_prefix: str
@@ -51,7 +51,7 @@ class QueueKeys:
             workers=f"{base}:workers",
             workers_info=f"{base}:workers:info",
             job_prefix=f"{base}:job:",
-            cancel=f"{base}:cancel",
+            cancel_prefix=f"{base}:cancel:",
             unique_prefix=f"{base}:unique:",
             cron_prefix=f"{base}:cron:",
             ratelimit_prefix=f"{base}:ratelimit:",
@@ -60,3 +60,11 @@ class QueueKeys:
     def job(self, job_id: str) -> str:
         """Status record of one job."""
         return self.job_prefix + job_id
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel request of one job (exists while the request stands)."""
+        return self.cancel_prefix + job_id
+
+    def unique(self, unique_key: str) -> str:
+        """Lock of a unique key: holds the id of the job that owns it."""
+        return self.unique_prefix + unique_key

@@ -40,6 +40,8 @@ class Op:
     arg: str = ""
     score: int = 0
     status: dict[str, str] = field(default_factory=dict)
+    unique_key: str = ""
+    cancellable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,25 +119,30 @@ class RedisQueue:
         )
         return moved is not None
 
-    async def apply(self, ops: list[Op], result_ttl: int) -> list[bool]:
-        """Apply state changes in one round trip; per op, whether the claim was still held."""
+    async def apply(self, ops: list[Op], result_ttl: int) -> list[int]:
+        """Apply state changes in one round trip; per op 1 (claim held), 0 (lost) or 2 (a
+        "start" whose job has a cancel request)."""
         k = self.keys
         keys = [k.processing, k.queue, k.delayed, k.dead, k.redeliveries]
         index: dict[str, int] = {}
+
+        def slot(key: str) -> int:
+            position = index.get(key)
+            if position is None:
+                keys.append(key)
+                position = index[key] = len(keys)
+            return position
+
         encoded = []
         for op in ops:
-            status_key = k.job(op.job_id) if op.job_id else k.processing
-            position = index.get(status_key)
-            if position is None:
-                keys.append(status_key)
-                position = index[status_key] = len(keys)
-            encoded.append([op.kind, op.token, position, op.job_id, op.arg, op.score, op.status])
-        args: list[str | int] = [
-            result_ttl,
-            json.dumps(encoded, separators=(",", ":"), ensure_ascii=False),
-        ]
-        held = await self.scripts.apply(keys=keys, args=args)
-        return [bool(h) for h in held]
+            status = slot(k.job(op.job_id)) if op.job_id else 1
+            unique = slot(k.unique(op.unique_key)) if op.unique_key else 0
+            cancel = slot(k.cancel(op.job_id)) if op.cancellable and op.job_id else 0
+            encoded.append(
+                [op.kind, op.token, status, op.job_id, op.arg, op.score, op.status, unique, cancel]
+            )
+        args: list[str | int] = [result_ttl, json.dumps(encoded, separators=(",", ":"))]
+        return [int(h) for h in await self.scripts.apply(keys=keys, args=args)]
 
     async def reap(self, crash_budget: int, full_scan: bool) -> tuple[int, int, int]:
         """Take back dead workers' jobs: (re-delivered, dead-lettered, workers removed)."""

@@ -32,6 +32,9 @@ class Scripts:
     reap: AsyncScript
     promote: AsyncScript
     apply: AsyncScript
+    enqueue: AsyncScript
+    cancel: AsyncScript
+    requeue_dead: AsyncScript
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
@@ -41,4 +44,7 @@ class Scripts:
             reap=client.register_script(lua_source("reap")),
             promote=client.register_script(lua_source("promote")),
             apply=client.register_script(lua_source("apply")),
+            enqueue=client.register_script(lua_source("enqueue")),
+            cancel=client.register_script(lua_source("cancel")),
+            requeue_dead=client.register_script(lua_source("requeue_dead")),
         )

@@ -1,0 +1,18 @@
+"""Workflows for subprocess tests (`WORKER_WORKFLOWS=tests.flows:WORKFLOWS`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from worker.builtin import WORKFLOWS as BUILTIN
+from worker.context import JobContext, WorkflowRegistry
+
+
+async def crash(payload: dict[str, Any], ctx: JobContext) -> None:
+    """Kill the worker process running it, as an out-of-memory kill would."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+WORKFLOWS: WorkflowRegistry = {**BUILTIN, "crash": crash}
