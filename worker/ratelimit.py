@@ -136,8 +136,8 @@ class RateLimiter:
         limits = self.limits.get(workflow)
         if limits is None:
             return 0.0
-        if not hold_seconds > 0:
-            raise ValueError(f"hold_seconds must be positive, got {hold_seconds!r}")
+        if not 0 < hold_seconds < math.inf:
+            raise ValueError(f"hold_seconds must be positive and finite, got {hold_seconds!r}")
         args: list[Any] = [
             token,
             limits.concurrent or 0,
