@@ -23,10 +23,13 @@ from worker.chores import Chores
 from worker.connection import connect
 from worker.consumer import Consumer
 from worker.context import WorkflowRegistry
+from worker.execution import Executor
 from worker.http import Health, create_app, start_http
+from worker.lane import Lane
 from worker.logs import flush_logs
 from worker.metrics import Metrics
 from worker.queue import RedisQueue
+from worker.ratelimit import RateLimiter
 from worker.registry import load_registry
 from worker.settings import Settings
 
@@ -50,7 +53,7 @@ class Worker:
         self.settings = settings
         self.workflows = registry if registry is not None else load_registry(settings.workflows)
         self.prom = metrics_registry or CollectorRegistry()
-        self.metrics = Metrics(self.prom, settings.queue)
+        self.metrics = Metrics(self.prom, settings.queues)
         self.stopping = asyncio.Event()
         self.hard_stop = asyncio.Event()
         self.draining = False
@@ -67,18 +70,21 @@ class Worker:
     async def run(self, ready: asyncio.Event | None = None) -> int:
         """Run until `request_stop` (or a signal); returns the process exit code."""
         self._client = client = connect(self.settings)
-        queue = RedisQueue(client, self.settings.queue)
-        batcher = Batcher(queue, self.metrics, self.settings.result_ttl)
+        lanes = [self._lane(client, name) for name in self.settings.queues]
         async with aiohttp.ClientSession() as http:
-            consumer = Consumer(self.settings, queue, batcher, self.metrics, self.workflows, http)
-            chores = Chores(self.settings, queue, consumer, self.metrics)
+            executor = Executor(
+                self.settings, self.metrics, self.workflows, http, lambda: consumer.worker_id
+            )
+            consumer = Consumer(self.settings, lanes, self.metrics, executor)
+            chores = Chores(self.settings, consumer, self.metrics)
             health = Health(last_tick=lambda: chores.last_tick, ready=self._ready(chores, consumer))
             runner, self.http_port = await start_http(
                 create_app(health, self.prom), self.settings.http_host, self.settings.http_port
             )
             self._install_signals()
-            self.metrics.capacity.labels(self.settings.queue).set(self.settings.concurrency)
-            batcher.start()
+            self.metrics.set_all(self.metrics.capacity, self.settings.concurrency)
+            for lane in lanes:
+                lane.batcher.start()
             background = [asyncio.create_task(chores.ticker(), name="ticker")]
             try:
                 if await self._register(chores):
@@ -88,23 +94,31 @@ class Worker:
                     if ready is not None:
                         ready.set()
                     await self.stopping.wait()
-                    await self._drain(consumer, claim, batcher)
-                    await self._leave(queue, consumer)
+                    await self._drain(consumer, claim)
+                    await self._leave(consumer)
             finally:
                 for task in background:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
-                await batcher.close()
+                for lane in lanes:
+                    await lane.batcher.close()
                 await runner.cleanup()
                 await client.aclose()
         log.info("worker stopped")
         flush_logs()
         return 0
 
+    def _lane(self, client: Any, name: str) -> Lane:
+        queue = RedisQueue(client, name)
+        limiter = None
+        if self.settings.rate_limits:
+            limiter = RateLimiter(client, name, dict(self.settings.rate_limits))
+        return Lane(name, queue, Batcher(queue, self.metrics, self.settings.result_ttl), limiter)
+
     def _describe(self, consumer: Consumer) -> dict[str, Any]:
         return {
             "worker_id": consumer.worker_id,
-            "queue": self.settings.queue,
+            "queues": list(self.settings.queues),
             "concurrency": self.settings.concurrency,
             "http_port": self.http_port,
             "benchmark_mode": self.settings.benchmark_mode,
@@ -152,9 +166,9 @@ class Worker:
                 delay = min(delay * 2, 10.0)
         return False
 
-    async def _drain(self, consumer: Consumer, claim: asyncio.Task[None], batcher: Batcher) -> None:
+    async def _drain(self, consumer: Consumer, claim: asyncio.Task[None]) -> None:
         self.draining = True
-        self.metrics.draining.labels(self.settings.queue).set(1)
+        self.metrics.set_all(self.metrics.draining, 1)
         consumer.stop_claiming()
         await asyncio.gather(claim, return_exceptions=True)
         timeout = 0.0 if self.hard_stop.is_set() else self.settings.shutdown_timeout
@@ -172,11 +186,13 @@ class Worker:
             consumer.interrupt_all("shutdown")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(consumer.wait_idle(None), REQUEUE_DEADLINE)
-            await asyncio.wait_for(batcher.flush(), REQUEUE_DEADLINE)
+            for lane in consumer.lanes:
+                await asyncio.wait_for(lane.batcher.flush(), REQUEUE_DEADLINE)
 
-    async def _leave(self, queue: RedisQueue, consumer: Consumer) -> None:
+    async def _leave(self, consumer: Consumer) -> None:
         """Give up the lease so nobody waits for it to expire."""
         try:
-            await queue.unregister(consumer.worker_id)
+            for lane in consumer.lanes:
+                await lane.queue.unregister(consumer.worker_id)
         except (RedisError, OSError) as exc:
             log.warning("could not remove the lease (it will expire): %s", exc)

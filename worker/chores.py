@@ -1,4 +1,5 @@
-"""Periodic chores of a worker, each a supervised loop: lease, reaping, promotion, gauges, lag."""
+"""Periodic chores of a worker, each a supervised loop: leases, reaping, promotion, cancel
+requests, gauges, event-loop lag. Every chore covers all the worker's lanes (queues)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from redis.exceptions import RedisError
 from worker.consumer import Consumer
 from worker.logs import flush_logs
 from worker.metrics import Metrics
-from worker.queue import RedisQueue
 from worker.settings import Settings
 
 __all__ = ["Chores", "new_worker_id"]
@@ -36,16 +36,15 @@ def new_worker_id() -> str:
 class Chores:
     """Background loops beside the claim loop; `tasks()` builds them, the app cancels them."""
 
-    def __init__(
-        self, settings: Settings, queue: RedisQueue, consumer: Consumer, metrics: Metrics
-    ) -> None:
+    def __init__(self, settings: Settings, consumer: Consumer, metrics: Metrics) -> None:
         self.settings = settings
-        self.queue = queue
         self.consumer = consumer
+        self.lanes = consumer.lanes
         self.metrics = metrics
         self.last_tick = time.monotonic()
         self.redis_ok = False
         self.registered = False
+        self.extra: list[Callable[[], Awaitable[None]]] = []
         self._connected_since: float | None = None
         self._beat_now = asyncio.Event()
         self._started = time.time()
@@ -65,9 +64,11 @@ class Chores:
         }
 
     async def register(self) -> None:
-        """Take a fresh worker id and lease (start-up, and after a lost lease)."""
+        """Take a fresh worker id and lease on every lane (start-up, and after a lost lease)."""
         self.consumer.worker_id = new_worker_id()
-        await self.queue.register(self.consumer.worker_id, self.lease_ms, self.info())
+        info = self.info()
+        for lane in self.lanes:
+            await lane.queue.register(self.consumer.worker_id, self.lease_ms, info)
         self.registered = True
         self._ok()
 
@@ -75,7 +76,7 @@ class Chores:
         if not self.redis_ok:
             self._connected_since = time.monotonic()
         self.redis_ok = True
-        self.metrics.redis_connected.labels(self.queue.keys.queue).set(1)
+        self.metrics.set_all(self.metrics.redis_connected, 1)
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         self.redis_ok = False
@@ -91,6 +92,7 @@ class Chores:
             ("cancel", self.cancel_requests, TICK),
             ("gauges", self.gauges, self.settings.metrics_interval),
         ]
+        loops += [(f"extra-{i}", chore, 1.0) for i, chore in enumerate(self.extra)]
         out = [asyncio.create_task(self._every(n, f, i), name=n) for n, f, i in loops]
         out.append(asyncio.create_task(self.ticker(), name="ticker"))
         return out
@@ -114,11 +116,14 @@ class Chores:
         self._beat_now.clear()
 
     async def heartbeat(self) -> None:
-        """Renew the lease; if it was lost, drop this process's jobs and register again."""
+        """Renew the lease on every lane; if one was lost, drop our jobs and register again."""
         if self.consumer.lease_lost.is_set() or not self.registered:
             await self._recover_lease()
             return
-        held = await self.queue.renew(self.consumer.worker_id, self.lease_ms, self.info())
+        info = self.info()
+        held = True
+        for lane in self.lanes:
+            held &= await lane.queue.renew(self.consumer.worker_id, self.lease_ms, info)
         self._ok()
         if not held:
             await self._recover_lease()
@@ -130,6 +135,7 @@ class Chores:
                 " dropping them here and registering again",
                 len(self.consumer.running),
             )
+            self.metrics.leases_lost.inc()
             self.consumer.interrupt_all("lease_lost")
         await self.register()
         self.consumer.lease_lost.clear()
@@ -145,40 +151,48 @@ class Chores:
             return
         self._rounds += 1
         full = self._rounds % FULL_SCAN_EVERY == 1
-        requeued, buried, removed = await self.queue.reap(
-            self.settings.crash_redelivery_limit, full
-        )
-        if requeued or buried or removed:
-            self.metrics.redeliveries.labels(self.queue.keys.queue).inc(requeued)
-            log.warning(
-                "re-delivered jobs of dead workers",
-                extra={"requeued": requeued, "dead_lettered": buried, "workers_removed": removed},
+        for lane in self.lanes:
+            requeued, buried, removed = await lane.queue.reap(
+                self.settings.crash_redelivery_limit, full
             )
+            if requeued or buried or removed:
+                self.metrics.redeliveries.labels(lane.name).inc(requeued)
+                log.warning(
+                    "re-delivered jobs of dead workers",
+                    extra={
+                        "queue": lane.name,
+                        "requeued": requeued,
+                        "dead_lettered": buried,
+                        "workers_removed": removed,
+                    },
+                )
 
     async def promote(self) -> None:
-        await self.queue.promote()
+        for lane in self.lanes:
+            await lane.queue.promote()
 
     async def cancel_requests(self) -> None:
         """Cancel running jobs whose producer asked for it (within one tick)."""
-        running = self.consumer.cancellable_ids()
-        if not running:
-            return
-        ids = list(running)
-        flags = await self.queue.client.mget([self.queue.keys.cancel(i) for i in ids])
-        for job_id, flag in zip(ids, flags, strict=True):
-            if flag is not None:
-                log.info("cancel requested", extra={"job_id": job_id})
-                running[job_id].interrupt("cancelled")
+        for lane in self.lanes:
+            running = self.consumer.cancellable(lane)
+            if not running:
+                continue
+            ids = list(running)
+            flags = await lane.queue.client.mget([lane.queue.keys.cancel(i) for i in ids])
+            for job_id, flag in zip(ids, flags, strict=True):
+                if flag is not None:
+                    log.info("cancel requested", extra={"job_id": job_id})
+                    running[job_id].interrupt("cancelled")
 
     async def gauges(self) -> None:
-        stats = await self.queue.stats()
-        q = self.queue.keys.queue
         m = self.metrics
-        m.queued.labels(q).set(stats.queued)
-        m.inflight.labels(q).set(stats.inflight)
-        m.delayed.labels(q).set(stats.delayed)
-        m.dead_letter.labels(q).set(stats.dead)
-        m.oldest_age.labels(q).set(stats.oldest_age)
+        for lane in self.lanes:
+            stats = await lane.queue.stats()
+            m.queued.labels(lane.name).set(stats.queued)
+            m.inflight.labels(lane.name).set(stats.inflight)
+            m.delayed.labels(lane.name).set(stats.delayed)
+            m.dead_letter.labels(lane.name).set(stats.dead)
+            m.oldest_age.labels(lane.name).set(stats.oldest_age)
         self._ok()
 
     async def ticker(self) -> None:
@@ -190,6 +204,6 @@ class Chores:
             lag = max(0.0, now - before - TICK)
             self.last_tick = now
             flush_logs()
-            self.metrics.loop_lag.labels(self.queue.keys.queue).set(lag)
+            self.metrics.set_all(self.metrics.loop_lag, lag)
             if lag > self.settings.lease_seconds / 3:
                 self._beat_now.set()

@@ -17,9 +17,9 @@ STATUSES = ("success", "failure", "retried", "cancelled", "dead")
 class Metrics:
     """Every metric the worker exports (names in docs/contract.md)."""
 
-    def __init__(self, registry: CollectorRegistry, queue: str) -> None:
+    def __init__(self, registry: CollectorRegistry, queues: tuple[str, ...] | str) -> None:
         self.registry = registry
-        self.queue = queue
+        self.queues = (queues,) if isinstance(queues, str) else tuple(queues)
         q = ["queue"]
         self.active = Gauge(
             "workflow_jobs_active", "Jobs running in this process.", q, registry=registry
@@ -116,37 +116,54 @@ class Metrics:
             q,
             registry=registry,
         )
-        for gauge in (self.active, self.capacity, self.queued, self.inflight, self.delayed):
-            gauge.labels(queue)
-        for gauge in (self.dead_letter, self.oldest_age, self.redis_connected, self.draining):
-            gauge.labels(queue)
-        self.loop_lag.labels(queue)
-        self.redeliveries.labels(queue)
-        self.duplicates.labels(queue)
-        self.requeued.labels(queue, "shutdown")
-
+        self.rate_limited = Counter(
+            "workflow_jobs_rate_limited",
+            "Starts put off by a fleet-wide rate or concurrency limit (the job waits, delayed).",
+            ["queue", "workflow"],
+            registry=registry,
+        )
+        self.leases_lost = Counter(
+            "workflow_leases_lost",
+            "Times this worker found its lease taken (it was presumed dead) and dropped its jobs.",
+            registry=registry,
+        )
         self._children: dict[tuple[str, ...], Any] = {}
+        for queue in self.queues:
+            for gauge in (self.active, self.capacity, self.queued, self.inflight, self.delayed):
+                gauge.labels(queue)
+            for gauge in (self.dead_letter, self.oldest_age, self.redis_connected, self.draining):
+                gauge.labels(queue)
+            self.loop_lag.labels(queue)
+            self.redeliveries.labels(queue)
+            self.duplicates.labels(queue)
+            self.requeued.labels(queue, "shutdown")
 
-    def _child(self, metric: Any, *labels: str) -> Any:
+    def _child(self, metric: Any, queue: str, *labels: str) -> Any:
         # labels() takes a lock and builds a tuple per call; jobs hit the same few children.
-        key = (metric._name, *labels)
+        key = (metric._name, queue, *labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(self.queue, *labels)
+            child = self._children[key] = metric.labels(queue, *labels)
         return child
 
-    def outcome(self, workflow: str, status: str) -> None:
-        self._child(self.jobs, workflow, status).inc()
+    def outcome(self, queue: str, workflow: str, status: str) -> None:
+        self._child(self.jobs, queue, workflow, status).inc()
 
-    def observe_duration(self, workflow: str, seconds: float) -> None:
-        self._child(self.duration, workflow).observe(seconds)
+    def observe_duration(self, queue: str, workflow: str, seconds: float) -> None:
+        self._child(self.duration, queue, workflow).observe(seconds)
 
-    def observe_wait(self, workflow: str, seconds: float) -> None:
-        self._child(self.wait, workflow).observe(seconds)
+    def observe_wait(self, queue: str, workflow: str, seconds: float) -> None:
+        self._child(self.wait, queue, workflow).observe(seconds)
 
-    def set_active(self, count: int) -> None:
-        self._child(self.active).set(count)
+    def set_active(self, queue: str, count: int) -> None:
+        self._child(self.active, queue).set(count)
 
-    def redis_error(self, operation: str) -> None:
-        self.redis_errors.labels(self.queue, operation).inc()
-        self.redis_connected.labels(self.queue).set(0)
+    def set_all(self, gauge: Any, value: float) -> None:
+        """Set a per-process gauge under every queue label this worker serves."""
+        for queue in self.queues:
+            self._child(gauge, queue).set(value)
+
+    def redis_error(self, operation: str, queue: str | None = None) -> None:
+        for name in (queue,) if queue else self.queues:
+            self.redis_errors.labels(name, operation).inc()
+            self._child(self.redis_connected, name).set(0)

@@ -107,6 +107,7 @@ class Settings:
     redis_tls_key_file: str | None = None
     queue: str = "workflow:queue"
     queues: tuple[str, ...] = ()
+    queue_fairness: int = 10
     concurrency: int = 50
     http_host: str = "0.0.0.0"  # noqa: S104 - the pod's probes and Prometheus must reach it
     http_port: int = 8080
@@ -123,6 +124,7 @@ class Settings:
     result_ttl: int = 86400
     max_payload_bytes: int = 1_048_576
     crash_redelivery_limit: int = 5
+    rate_limits: Mapping[str, Any] = field(default_factory=dict)
     metrics_interval: float = 5.0
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -157,6 +159,12 @@ class Settings:
             raw = env.get(var)
             if raw is not None and raw.strip() != "":
                 values[name] = parse(var, raw)
+        limits = env.get("WORKER_RATE_LIMITS", "")
+        if limits.strip():
+            # Imported here: the limiter module itself depends on this one (ConfigError).
+            from worker.ratelimit import parse_rate_limits
+
+            values["rate_limits"] = parse_rate_limits(limits)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "queues" not in values and "queue" in values:
             values["queues"] = (values["queue"],)
@@ -185,6 +193,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "redis_tls_key_file": _p("REDIS_TLS_KEY_FILE", lambda _v, r: r.strip()),
     "queue": _p("WORKER_QUEUE", lambda v, r: _queue_names(v, r)[0]),
     "queues": _p("WORKER_QUEUES", _queue_names),
+    "queue_fairness": _p("WORKER_QUEUE_FAIRNESS", lambda v, r: _int(v, r, 0, 1000)),
     "concurrency": _p("WORKER_CONCURRENCY", lambda v, r: _int(v, r, 1, 10_000)),
     "http_host": _p("WORKER_HTTP_HOST", lambda _v, r: r.strip()),
     "http_port": _p("WORKER_HTTP_PORT", lambda v, r: _int(v, r, 0, 65535)),

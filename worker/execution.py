@@ -1,0 +1,262 @@
+"""One claimed job, start to end: decode, rate limit, start record, run, outcome, record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from redis.exceptions import RedisError
+
+from worker.context import JobContext, WorkflowRegistry
+from worker.job import InvalidJob, Job, State, decode_job
+from worker.lane import Lane
+from worker.metrics import Metrics
+from worker.outcome import Outcome, failed, invalid, succeeded
+from worker.queue import Claimed, Op, unix_now
+from worker.settings import Settings
+
+__all__ = ["Executor", "Running"]
+
+log = logging.getLogger("worker.jobs")
+UNKNOWN = "_unknown"
+
+
+class JobTimeout(TimeoutError):
+    """An attempt ran past its timeout and was cancelled."""
+
+
+@dataclass(slots=True)
+class Running:
+    """A claimed job this process is handling."""
+
+    token: str
+    lane: Lane
+    task: asyncio.Task[None] | None = None
+    job: Job | None = None
+    in_workflow: bool = False
+    admitted: bool = False
+    stop_reason: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def interrupt(self, reason: str) -> None:
+        """Cancel the workflow (never the bookkeeping around it) and remember why."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.in_workflow and self.task is not None:
+            self.task.cancel()
+
+
+class Executor:
+    """Runs claimed jobs; shared by every lane of one worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        registry: WorkflowRegistry,
+        http: aiohttp.ClientSession,
+        worker_id: Callable[[], str],
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.registry = registry
+        self.http = http
+        self.worker_id = worker_id
+
+    async def run(self, item: Claimed, running: Running) -> None:
+        """Handle one job and store its outcome (or leave it claimed if the claim was lost)."""
+        try:
+            outcome = await self._attempt(item, running)
+            if outcome is not None:
+                await self._record(outcome, running)
+        finally:
+            job, limiter = running.job, running.lane.limiter
+            if running.admitted and job is not None and limiter is not None:
+                # A lost release heals itself: the limiter purges holders whose claim is gone.
+                with contextlib.suppress(RedisError, OSError):
+                    await limiter.release(job.workflow, running.token)
+
+    def _lookup(self, job: Job) -> Callable[..., Awaitable[Any]] | None:
+        if self.settings.benchmark_mode:
+            return self._benchmark
+        return self.registry.get(job.workflow)
+
+    async def _benchmark(self, payload: dict[str, Any], ctx: JobContext) -> dict[str, float]:
+        lo, hi = self.settings.benchmark_min_seconds, self.settings.benchmark_max_seconds
+        seconds = random.uniform(lo, hi)
+        await asyncio.sleep(seconds)
+        return {"slept": round(seconds, 3)}
+
+    async def _attempt(self, item: Claimed, running: Running) -> Outcome | None:
+        try:
+            job = decode_job(item.raw, max_bytes=self.settings.max_payload_bytes)
+        except InvalidJob as exc:
+            return invalid(item.token, item.raw, str(exc))
+        func = self._lookup(job)
+        if func is None:
+            return invalid(item.token, item.raw, f"unknown workflow {job.workflow!r}", job.id)
+        running.job = job
+        if running.stop_reason is not None:
+            return self._interrupted(running, job)
+        wait = await self._admit(item, job, running)
+        if wait > 0:
+            return self._deferred(item, job, wait)
+        held = await self._mark_started(item, job, running.lane)
+        if held != 1:
+            running.stop_reason = "cancelled" if held == 2 else "lease_lost"
+            return self._interrupted(running, job)
+        started = time.monotonic()
+        outcome = await self._call(func, job, running)
+        duration = time.monotonic() - started
+        self.metrics.observe_duration(running.lane.name, job.workflow, duration)
+        if outcome is None:
+            return self._interrupted(running, job)
+        if isinstance(outcome, BaseException):
+            return failed(running.token, job, outcome, duration, self.settings)
+        return succeeded(running.token, job, outcome[0], duration)
+
+    async def _admit(self, item: Claimed, job: Job, running: Running) -> float:
+        """0 when the job may start now; else seconds to wait for its fleet-wide limit."""
+        limiter = running.lane.limiter
+        if limiter is None or job.workflow not in limiter.limits:
+            return 0.0
+        # The slot is held for at most the job's run time plus two leases (the time a dead
+        # holder's claim takes to be reaped), after which the limiter purges it.
+        hold = (job.timeout or self.settings.job_timeout) + 2 * self.settings.lease_seconds + 30
+        wait = await limiter.acquire(job.workflow, item.token, hold)
+        running.admitted = wait <= 0
+        return wait
+
+    def _deferred(self, item: Claimed, job: Job, wait: float) -> Outcome:
+        """Back to the delayed set, unchanged: waiting for a limit is not an attempt."""
+        due_ms = int((time.time() + wait) * 1000)
+        status: dict[str, str] = {}
+        job_id = ""
+        if not job.generated_id:
+            job_id = job.id
+            status = {"state": State.DELAYED.value, "due_at": f"{due_ms / 1000:.3f}"}
+        text = item.raw.decode("utf-8")
+        return Outcome(Op("defer", item.token, job_id, text, due_ms, status), "deferred")
+
+    async def _call(
+        self, func: Callable[..., Awaitable[Any]], job: Job, running: Running
+    ) -> tuple[Any] | BaseException | None:
+        """Run the workflow: (result,), the exception it raised, or None if we interrupted it."""
+        timeout = job.timeout or self.settings.job_timeout
+        running.in_workflow = True
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                return (await func(job.payload, self._context(job, running.lane)),)
+        except asyncio.CancelledError:
+            if running.stop_reason is None or running.task is None:
+                raise
+            # Our own interrupt (drain deadline, cancel request, lost lease), not a task cancel:
+            # undo it so the bookkeeping that follows runs normally.
+            running.task.uncancel()
+            return None
+        except TimeoutError as exc:
+            if scope.expired():
+                return JobTimeout(f"timed out after {timeout:g}s")
+            return exc
+        except Exception as exc:
+            return exc
+        finally:
+            running.in_workflow = False
+
+    def _interrupted(self, running: Running, job: Job) -> Outcome | None:
+        reason = running.stop_reason or "cancelled"
+        if reason == "shutdown":
+            status = {"state": State.QUEUED.value, "requeued_at": unix_now()}
+            return Outcome(Op("requeue", running.token, job.id, job.encode(), 0, status), "")
+        if reason == "lease_lost":
+            return None
+        status = {"state": State.CANCELLED.value, "finished_at": unix_now()}
+        return Outcome(Op("done", running.token, job.id, status=status), "cancelled")
+
+    async def _mark_started(self, item: Claimed, job: Job, lane: Lane) -> int:
+        """Record the start: 1 to run, 0 if the claim is gone, 2 if a cancel request stands.
+
+        A job without a producer-given id cannot be looked up or cancelled by its producer, so
+        it starts at once with no "running" record (its final record is still written).
+        """
+        held = 1
+        if not job.generated_id:
+            status = {
+                "state": State.RUNNING.value,
+                "workflow": job.workflow,
+                "attempt": str(job.attempt),
+                "max_attempts": str(job.max_attempts or self.settings.max_attempts),
+                "queue": lane.name,
+                "worker": self.worker_id(),
+                "started_at": unix_now(),
+            }
+            start = Op("start", item.token, job.id, status=status, cancellable=True)
+            held = await lane.batcher.submit(start)
+            if held != 1:
+                return held
+        if job.enqueued_at is not None:
+            waited = max(0.0, time.time() - job.enqueued_at)
+            self.metrics.observe_wait(lane.name, job.workflow, waited)
+        log.info(
+            "job started",
+            extra={"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt},
+        )
+        return held
+
+    def _context(self, job: Job, lane: Lane) -> JobContext:
+        extra = {"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt}
+        return JobContext(
+            job_id=job.id,
+            workflow=job.workflow,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts or self.settings.max_attempts,
+            queue=lane.name,
+            logger=logging.LoggerAdapter(logging.getLogger("worker.workflow"), extra),
+            http=self.http,
+            redis=lane.queue.client,
+        )
+
+    async def _record(self, outcome: Outcome, running: Running) -> None:
+        job, lane = running.job, running.lane
+        if job is not None and outcome.status != "deferred":
+            outcome.op.unique_key = str(job.extra.get("unique_key") or "")
+            outcome.op.cancellable = not job.generated_id
+        held = await lane.batcher.submit(outcome.op)
+        known = job is not None and (self.settings.benchmark_mode or job.workflow in self.registry)
+        workflow = job.workflow if job is not None and known else UNKNOWN
+        if not held:
+            self.metrics.duplicates.labels(lane.name).inc()
+            log.warning(
+                "job finished after its claim was taken back: it also ran elsewhere",
+                extra={"job_id": outcome.op.job_id, "token": running.token},
+            )
+        elif outcome.status == "deferred":
+            self.metrics.rate_limited.labels(lane.name, workflow).inc()
+            return
+        elif outcome.status:
+            self.metrics.outcome(lane.name, workflow, outcome.status)
+        else:
+            self.metrics.requeued.labels(lane.name, "shutdown").inc()
+        self._log_end(outcome, running)
+
+    def _log_end(self, outcome: Outcome, running: Running) -> None:
+        job = running.job
+        log.info(
+            "job finished",
+            extra={
+                "job_id": outcome.op.job_id or (job.id if job else None),
+                "workflow": job.workflow if job else None,
+                "attempt": job.attempt if job else None,
+                "queue": running.lane.name,
+                "outcome": outcome.status or "requeued",
+                "duration_s": round(time.monotonic() - running.started, 6),
+                "error": outcome.error or None,
+            },
+        )

@@ -1,0 +1,59 @@
+"""A lane is one queue a worker consumes, with its own keys, batcher and rate limiter.
+
+A worker consumes its lanes in priority order (WORKER_QUEUES, highest first). Against
+starvation, one claim round in WORKER_QUEUE_FAIRNESS serves the lanes lowest first, so a busy
+high-priority queue leaves the lower ones about that share of the claims.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from worker.batcher import Batcher
+from worker.queue import RedisQueue
+from worker.ratelimit import RateLimiter
+
+__all__ = ["Lane", "claim_order", "wait_for_any"]
+
+
+@dataclass(slots=True)
+class Lane:
+    """One consumed queue."""
+
+    name: str
+    queue: RedisQueue
+    batcher: Batcher
+    limiter: RateLimiter | None = None
+    active: int = 0
+
+
+def claim_order(lanes: list[Lane], claim_round: int, fairness: int) -> list[Lane]:
+    """Lanes in priority order, reversed on every `fairness`-th round (0: never)."""
+    if fairness and len(lanes) > 1 and claim_round % fairness == 0:
+        return lanes[::-1]
+    return lanes
+
+
+async def wait_for_any(lanes: list[Lane], timeout: float) -> None:
+    """Block until any lane's queue has a job (or `timeout` passes), taking nothing.
+
+    One lane blocks on its list directly. Several block in parallel, and the losers are
+    cancelled; that drops their connections, which is only paid when an idle worker wakes.
+    """
+    if len(lanes) == 1:
+        await lanes[0].queue.wait_for_jobs(timeout)
+        return
+    waits = [asyncio.ensure_future(lane.queue.wait_for_jobs(timeout)) for lane in lanes]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            if not wait.done():
+                wait.cancel()
+        for wait in waits:
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await wait
