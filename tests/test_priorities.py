@@ -53,12 +53,11 @@ async def test_higher_queues_are_served_first(
     assert [n for q, n in order.seen if q == "low"] == list(range(5)), "FIFO within a queue"
     for queue in ("high", "default", "low"):
         assert await aredis.llen(queue) == 0
-        processing = QueueKeys.for_queue(queue).processing
-        await wait_for(lambda p=processing: _is_zero(aredis.hlen(p)))
+        await wait_for(lambda q=queue: _drained(aredis, q))
 
 
-async def _is_zero(value: Any) -> bool:
-    return int(await value) == 0
+async def _drained(aredis: aioredis.Redis, queue: str) -> bool:
+    return int(await aredis.hlen(QueueKeys.for_queue(queue).processing)) == 0
 
 
 async def test_low_queue_is_not_starved(
