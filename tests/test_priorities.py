@@ -53,11 +53,14 @@ async def test_higher_queues_are_served_first(
     assert [n for q, n in order.seen if q == "low"] == list(range(5)), "FIFO within a queue"
     for queue in ("high", "default", "low"):
         assert await aredis.llen(queue) == 0
-        await wait_for(lambda q=queue: _drained(aredis, q))
+    await wait_for(lambda: _drained(aredis, ("high", "default", "low")))
 
 
-async def _drained(aredis: aioredis.Redis, queue: str) -> bool:
-    return int(await aredis.hlen(QueueKeys.for_queue(queue).processing)) == 0
+async def _drained(aredis: aioredis.Redis, queues: tuple[str, ...]) -> bool:
+    for queue in queues:
+        if int(await aredis.hlen(QueueKeys.for_queue(queue).processing)):
+            return False
+    return True
 
 
 async def test_low_queue_is_not_starved(
