@@ -79,7 +79,9 @@ def _run(settings: Settings) -> int:
     from worker.app import Worker
     from worker.logs import setup_logging
 
-    setup_logging(settings.log_format, settings.log_level)
+    setup_logging(
+        settings.log_format, settings.log_level, flush_interval=settings.log_flush_interval
+    )
     worker = Worker(settings)
     return uvloop.run(worker.run())
 

@@ -64,15 +64,15 @@ class TextFormatter(logging.Formatter):
 
 
 class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes through a 64 KiB buffer, flushed at least every 0.2 s and at once for warnings.
+    """Writes through a 64 KiB buffer, flushed every `interval` seconds and at once for warnings.
 
-    At thousands of jobs a second one write system call per line costs more than the job;
-    a SIGKILL loses at most the last 0.2 s of INFO lines.
+    At thousands of jobs a second one write system call per line costs more than the job; a
+    SIGKILL loses at most the last `interval` seconds of INFO lines (WORKER_LOG_FLUSH_INTERVAL;
+    0 flushes every line).
     """
 
-    interval = 0.2
-
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, interval: float = 0.2) -> None:
+        self.interval = interval
         buffered = open(stream.fileno(), "w", buffering=65536, closefd=False)  # noqa: SIM115
         super().__init__(buffered)
         # Hold the owner of the file descriptor: if it were collected, the descriptor would be
@@ -98,7 +98,9 @@ def flush_logs() -> None:
             handler.flush()
 
 
-def setup_logging(fmt: str, level: str, stream: TextIO | None = None) -> None:
+def setup_logging(
+    fmt: str, level: str, stream: TextIO | None = None, flush_interval: float = 0.2
+) -> None:
     """Configure the root logger once: `fmt` is json, text or auto (text on a TTY)."""
     out = stream or sys.stderr
     use_text = fmt == "text" or (fmt == "auto" and out.isatty())
@@ -107,7 +109,7 @@ def setup_logging(fmt: str, level: str, stream: TextIO | None = None) -> None:
         handler = logging.StreamHandler(out)
         handler.setFormatter(TextFormatter())
     else:
-        handler = BufferedHandler(out)
+        handler = BufferedHandler(out, flush_interval)
         handler.setFormatter(JsonFormatter())
     # The job lines are on the hot path: skip the caller lookup and the thread/process fields.
     logging._srcfile = None

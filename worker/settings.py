@@ -128,6 +128,7 @@ class Settings:
     metrics_interval: float = 5.0
     log_format: str = "auto"
     log_level: str = "INFO"
+    log_flush_interval: float = 0.2
 
     def __post_init__(self) -> None:
         if not self.queues:
@@ -221,4 +222,5 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "metrics_interval": _p("WORKER_METRICS_INTERVAL", lambda v, r: _float(v, r, 0.1, 3600)),
     "log_format": _p("WORKER_LOG_FORMAT", lambda v, r: _choice(v, r, _LOG_FORMATS)),
     "log_level": _p("WORKER_LOG_LEVEL", lambda v, r: _choice(v, r, _LOG_LEVELS, upper=True)),
+    "log_flush_interval": _p("WORKER_LOG_FLUSH_INTERVAL", lambda v, r: _float(v, r, 0, 60)),
 }
