@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from redis.exceptions import RedisError
+
 from loadtest.config import ConfigError, LoadTestConfig
 from loadtest.k8s import K8sTarget, KubectlError
 from loadtest.local import LocalTarget
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except (ConfigError, WorkerConfigError) as exc:
         print(f"load test: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (KubectlError, RuntimeError, OSError) as exc:
+    except (KubectlError, RuntimeError, OSError, RedisError) as exc:
         print(f"load test: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

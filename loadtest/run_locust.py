@@ -124,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"load test: configuration error: {exc}", file=sys.stderr)
         return 2
+    except subprocess.TimeoutExpired as exc:
+        print(f"load test: locust did not end within {exc.timeout:g}s; killed", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
