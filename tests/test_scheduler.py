@@ -170,10 +170,10 @@ async def test_two_schedulers_racing_enqueue_each_tick_once(redis_url: str) -> N
             now = T0 + 60 * minute + 0.25
             later = now + (minute % 3) * 0.3  # replicas' clocks differ a little
             if minute % 2:
-                got = await asyncio.gather(sa.run_once(now), sb.run_once(later))
+                got_a, got_b = await asyncio.gather(sa.run_once(now), sb.run_once(later))
             else:
-                got = list(reversed(await asyncio.gather(sb.run_once(later), sa.run_once(now))))
-            counts = [counts[0] + got[0], counts[1] + got[1]]
+                got_b, got_a = await asyncio.gather(sb.run_once(later), sa.run_once(now))
+            counts = [counts[0] + got_a, counts[1] + got_b]
         ids = await queued_ids(a)
     finally:
         await a.aclose()
