@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 
 import redis
 
@@ -77,6 +78,10 @@ def test_cancel_and_dead_letter_commands(
     assert worker.wait() == 0
 
 
+def _died_or_buried(worker: WorkerProcess, client: redis.Redis) -> bool:
+    return worker.proc.poll() is not None or bool(client.llen(KEYS.dead))
+
+
 def test_crash_budget_dead_letters_a_job_that_keeps_killing_workers(
     redis_url: str, sync_redis: redis.Redis, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -90,7 +95,7 @@ def test_crash_budget_dead_letters_a_job_that_keeps_killing_workers(
     crashes = 0
     while not sync_redis.llen(KEYS.dead):
         worker = spawn_worker(wait_ready=False, **env)
-        wait_until(lambda w=worker: w.proc.poll() is not None or sync_redis.llen(KEYS.dead), 30)
+        wait_until(partial(_died_or_buried, worker, sync_redis), 30)
         if worker.proc.poll() is not None:
             assert worker.proc.returncode == -signal.SIGKILL
             crashes += 1

@@ -137,11 +137,6 @@ def test_bad_messages_are_dead_lettered_and_never_crash_the_worker(
     assert worker.get("/readyz")[0] == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker bug (reported): a lone surrogate in a job's id or result makes every apply"
-    " batch fail forever, wedging the worker's bookkeeping",
-)
 def test_odd_unicode_in_a_valid_job_completes(spawn_worker: Spawn, sync_redis: redis.Redis) -> None:
     """A valid job whose id, payload and result carry lone surrogates and controls still ends."""
     worker = spawn_worker(WORKER_CONCURRENCY="2")

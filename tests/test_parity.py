@@ -7,6 +7,7 @@ import json
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -164,7 +165,7 @@ async def test_cancel_just_as_the_job_starts(start_worker: WorkerFactory, redis_
             assert await client.cancel(job_id) in ("cancelled", "cancelling")
             ids.append(job_id)
         for job_id in ids:
-            await wait_for(lambda j=job_id: _state_is(client, j, "cancelled"), timeout=5)
+            await wait_for(partial(_state_is, client, job_id, "cancelled"), timeout=5)
     assert sum(rec.finished.values()) == 0
 
 

@@ -11,8 +11,11 @@ import asyncio
 import contextlib
 import logging
 import random
+from dataclasses import replace
 
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.metrics import Metrics
 from worker.queue import Op, RedisQueue
@@ -80,9 +83,12 @@ class Batcher:
             while self._pending:
                 batch = self._pending[:MAX_BATCH]
                 try:
-                    held = await self._queue.apply([op for op, _ in batch], self._ttl)
-                except (RedisError, OSError) as exc:
-                    self._metrics.redis_error("apply")
+                    held = await self._apply(batch)
+                except Exception as exc:
+                    if not transient(exc):
+                        # A bug here must not stop the bookkeeping for good: log and retry.
+                        log.exception("unexpected error while storing job updates")
+                    self._metrics.redis_error("apply", self._queue.keys.queue)
                     self.connected = False
                     log.warning("redis unavailable, %d job updates wait: %s", len(batch), exc)
                     await asyncio.sleep(delay * (1 + random.random()))
@@ -96,3 +102,62 @@ class Batcher:
                 for (_, fut), ok in zip(batch, held, strict=True):
                     if fut is not None and not fut.done():
                         fut.set_result(ok)
+
+    async def _apply(self, batch: list[tuple[Op, asyncio.Future[int] | None]]) -> list[int]:
+        ops = [op for op, _ in batch]
+        try:
+            return await self._queue.apply(ops, self._ttl)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            # One bad op must not hold back the others forever: apply them one by one.
+            return [await self._apply_one(op) for op in ops]
+
+    async def _apply_one(self, op: Op) -> int:
+        """Apply one op; if Redis refuses it, retry it sanitized; if that fails too, drop it."""
+        for candidate in (op, sanitized(op)):
+            try:
+                return (await self._queue.apply([candidate], self._ttl))[0]
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                error = exc
+        log.error(
+            "cannot store a job update, dropping it (the job stays claimed until re-delivered)",
+            extra={"kind": op.kind, "job_id": op.job_id, "error": repr(error)},
+        )
+        return 0
+
+
+# Refusals that pass when the server recovers, as opposed to ones caused by the op itself.
+_TRANSIENT_PREFIXES = (
+    "OOM",
+    "READONLY",
+    "BUSY",
+    "MASTERDOWN",
+    "NOREPLICAS",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "LOADING",
+    "NOAUTH",
+    "NOPERM",
+)
+
+
+def transient(exc: BaseException) -> bool:
+    """True when the whole batch should wait and be retried, not split."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+        return True
+    if isinstance(exc, ResponseError):
+        return str(exc).upper().startswith(_TRANSIENT_PREFIXES)
+    return isinstance(exc, RedisError) and not isinstance(exc, ResponseError)
+
+
+def _clean(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def sanitized(op: Op) -> Op:
+    """The op with every string made plain UTF-8 (lone surrogates escaped)."""
+    status = {_clean(k): _clean(v) for k, v in op.status.items()}
+    return replace(op, job_id=_clean(op.job_id), arg=_clean(op.arg), status=status)

@@ -112,6 +112,15 @@ def _positive_number(data: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def _unicode_text(value: str, name: str) -> None:
+    """Names end up in Redis keys and log lines: they must be encodable text (JSON allows lone
+    UTF-16 surrogates such as "\\ud800", which UTF-8 cannot carry)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJob(f"'{name}' is not valid Unicode (a lone surrogate)") from None
+
+
 def _parse_object(raw: bytes | str, max_bytes: int) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise InvalidJob(f"message is {len(raw)} bytes, over the {max_bytes}-byte limit")
@@ -138,6 +147,7 @@ def decode_job(raw: bytes | str, *, max_bytes: int = 1 << 20) -> Job:
     workflow = data.get("workflow")
     if not isinstance(workflow, str) or not workflow.strip():
         raise InvalidJob("'workflow' is missing or not a non-empty string")
+    _unicode_text(workflow, "workflow")
     payload = data.get("payload", {})
     if payload is None:
         payload = {}
@@ -149,6 +159,8 @@ def decode_job(raw: bytes | str, *, max_bytes: int = 1 << 20) -> Job:
         job_id = new_job_id()
     elif not isinstance(job_id, str) or not job_id or len(job_id) > MAX_ID_LENGTH:
         raise InvalidJob(f"'id' must be a string of 1 to {MAX_ID_LENGTH} characters")
+    else:
+        _unicode_text(job_id, "id")
     enqueued_at = data.get("enqueued_at")
     if enqueued_at is not None and (
         isinstance(enqueued_at, bool) or not isinstance(enqueued_at, int | float)

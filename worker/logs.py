@@ -73,7 +73,9 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: TextIO, interval: float = 0.2) -> None:
         self.interval = interval
-        buffered = open(stream.fileno(), "w", buffering=65536, closefd=False)  # noqa: SIM115
+        buffered = open(  # noqa: SIM115 - the handler owns it for the life of the process
+            stream.fileno(), "w", buffering=65536, closefd=False, errors="backslashreplace"
+        )
         super().__init__(buffered)
         # Hold the owner of the file descriptor: if it were collected, the descriptor would be
         # closed and could be reused by a socket that the buffer would then write into.

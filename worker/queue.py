@@ -141,7 +141,10 @@ class RedisQueue:
             encoded.append(
                 [op.kind, op.token, status, op.job_id, op.arg, op.score, op.status, unique, cancel]
             )
-        args: list[str | int] = [result_ttl, json.dumps(encoded, separators=(",", ":"))]
+        # Payloads and results may hold lone surrogates (valid JSON, not valid UTF-8): pass them
+        # through as bytes; cjson copies string bytes without checking them.
+        batch = json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
+        args: list[bytes | int] = [result_ttl, batch.encode("utf-8", "surrogatepass")]
         return [int(h) for h in await self.scripts.apply(keys=keys, args=args)]
 
     async def reap(self, crash_budget: int, full_scan: bool) -> tuple[int, int, int]:
