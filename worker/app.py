@@ -31,7 +31,8 @@ from worker.metrics import Metrics
 from worker.queue import RedisQueue
 from worker.ratelimit import RateLimiter
 from worker.registry import load_registry
-from worker.settings import Settings
+from worker.scheduler import Scheduler, parse_schedule
+from worker.settings import ConfigError, Settings
 
 __all__ = ["Worker"]
 
@@ -52,6 +53,7 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.workflows = registry if registry is not None else load_registry(settings.workflows)
+        self._check_schedule()
         self.prom = metrics_registry or CollectorRegistry()
         self.metrics = Metrics(self.prom, settings.queues)
         self.stopping = asyncio.Event()
@@ -88,7 +90,7 @@ class Worker:
             background = [asyncio.create_task(chores.ticker(), name="ticker")]
             try:
                 if await self._register(chores):
-                    background = [*chores.tasks()]
+                    background = [*chores.tasks(), *self._scheduler(client)]
                     claim = asyncio.create_task(consumer.claim_loop(), name="claim")
                     log.info("worker started", extra=self._describe(consumer))
                     if ready is not None:
@@ -107,6 +109,36 @@ class Worker:
         log.info("worker stopped")
         flush_logs()
         return 0
+
+    def _check_schedule(self) -> None:
+        """Fail at start-up when a schedule names a workflow the registry does not have."""
+        if self.settings.benchmark_mode:
+            return
+        for entry in parse_schedule(self.settings.schedule):
+            if entry.workflow not in self.workflows:
+                raise ConfigError(
+                    "WORKER_SCHEDULE",
+                    self.settings.schedule,
+                    f"workflows of WORKER_WORKFLOWS; schedule {entry.name!r} names "
+                    f"{entry.workflow!r}, which is not one",
+                )
+
+    def _scheduler(self, client: Any) -> list[asyncio.Task[None]]:
+        """Periodic workflows (WORKER_SCHEDULE): every replica runs them, Redis picks one."""
+        entries = parse_schedule(self.settings.schedule)
+        if not entries:
+            return []
+        queue = self.settings.queue
+        scheduler = Scheduler(
+            client,
+            queue,
+            entries,
+            result_ttl=self.settings.result_ttl,
+            max_attempts=self.settings.max_attempts,
+            on_redis_error=lambda op, _exc: self.metrics.redis_error(op, queue),
+        )
+        # Stops with the drain, so a replica that is going away enqueues nothing more.
+        return [asyncio.create_task(scheduler.run(self.stopping), name="scheduler")]
 
     def _lane(self, client: Any, name: str) -> Lane:
         queue = RedisQueue(client, name)

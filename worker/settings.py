@@ -86,6 +86,14 @@ def _queue_names(var: str, raw: str) -> tuple[str, ...]:
     return names
 
 
+def _schedule(var: str, raw: str) -> str:
+    # Imported here: the scheduler module itself depends on this one (ConfigError).
+    from worker.scheduler import parse_schedule
+
+    parse_schedule(raw)
+    return raw.strip()
+
+
 def _redact(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
@@ -125,6 +133,7 @@ class Settings:
     max_payload_bytes: int = 1_048_576
     crash_redelivery_limit: int = 5
     rate_limits: Mapping[str, Any] = field(default_factory=dict)
+    schedule: str = ""
     metrics_interval: float = 5.0
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -220,6 +229,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "max_payload_bytes": _p("WORKER_MAX_PAYLOAD_BYTES", lambda v, r: _int(v, r, 64, 512 << 20)),
     "crash_redelivery_limit": _p("WORKER_CRASH_REDELIVERY_LIMIT", lambda v, r: _int(v, r, 1, 1000)),
     "metrics_interval": _p("WORKER_METRICS_INTERVAL", lambda v, r: _float(v, r, 0.1, 3600)),
+    "schedule": _p("WORKER_SCHEDULE", _schedule),
     "log_format": _p("WORKER_LOG_FORMAT", lambda v, r: _choice(v, r, _LOG_FORMATS)),
     "log_level": _p("WORKER_LOG_LEVEL", lambda v, r: _choice(v, r, _LOG_LEVELS, upper=True)),
     "log_flush_interval": _p("WORKER_LOG_FLUSH_INTERVAL", lambda v, r: _float(v, r, 0, 60)),
