@@ -15,9 +15,9 @@ LEASE = 2.0
 @pytest.mark.chaos
 @pytest.mark.slow
 def test_chaos_loses_nothing_and_explains_every_duplicate(tmp_path: Path) -> None:
-    """Under about 40 s of faults every enqueued job completes or is dead-lettered, nothing is
+    """Under about 30 s of faults every enqueued job completes or is dead-lettered, nothing is
     left in flight, and each double execution is visible and attributed to a fault."""
-    report = run_chaos(Config(seconds=40, lease=LEASE, seed=7), tmp_path)
+    report = run_chaos(Config(seconds=30, lease=LEASE, action_every=3.4, seed=7), tmp_path)
     print("\n" + report.table())
     assert report.jobs > 500
     assert report.lost == []
