@@ -194,8 +194,11 @@ async def test_dead_letter_tools_list_requeue_and_purge(
         assert await client.dead_letters() == []
         await client.redis.lpush(KEYS.queue, b"garbage-1", b"garbage-2")
         await wait_for(lambda: _dead_len(client, 2), timeout=10)
+        # The worker dead-letters them again at once: each is requeued once, not in a loop.
         assert await client.requeue_all_dead() == 2
         await wait_for(lambda: _dead_len(client, 2), timeout=10)
+        await asyncio.sleep(0.2)
+        assert len(await client.dead_letters()) == 2
         assert await client.purge_dead() == 2
         assert await client.dead_letters() == []
         assert not await client.requeue_dead(0)

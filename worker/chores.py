@@ -44,7 +44,6 @@ class Chores:
         self.last_tick = time.monotonic()
         self.redis_ok = False
         self.registered = False
-        self.extra: list[Callable[[], Awaitable[None]]] = []
         self._connected_since: float | None = None
         self._beat_now = asyncio.Event()
         self._started = time.time()
@@ -92,7 +91,6 @@ class Chores:
             ("cancel", self.cancel_requests, TICK),
             ("gauges", self.gauges, self.settings.metrics_interval),
         ]
-        loops += [(f"extra-{i}", chore, 1.0) for i, chore in enumerate(self.extra)]
         out = [asyncio.create_task(self._every(n, f, i), name=n) for n, f, i in loops]
         out.append(asyncio.create_task(self.ticker(), name="ticker"))
         return out

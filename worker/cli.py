@@ -178,7 +178,8 @@ def _dead(settings: Settings, args: argparse.Namespace) -> int:
             entries = client.dead_letters(0, args.count)
             if args.json:
                 print(json.dumps([e.entry for e in entries], indent=2))
-            for e in entries if not args.json else []:
+                return 0
+            for e in entries:
                 print(f"{e.index:>4}  {e.entry.get('failed_at', '?')}  {e.reason[:100]}")
             return 0
         if args.dead_command == "show":

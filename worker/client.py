@@ -126,7 +126,8 @@ class Client:
         return parse_dead_letters(raw, start)
 
     async def requeue_dead(self, index: int) -> bool:
-        """Put the dead-letter entry at `index` back on the queue with fresh attempts."""
+        """Put the dead-letter entry at `index` (0 newest, -1 oldest) back on the queue with
+        fresh attempts."""
         entries = await self.dead_letters(index, 1)
         if not entries:
             return False
@@ -134,10 +135,14 @@ class Client:
         return bool(await self.scripts.requeue_dead(keys=call.keys, args=call.args))
 
     async def requeue_all_dead(self) -> int:
-        """Requeue every dead-letter entry; returns how many were moved."""
+        """Requeue the dead-letter entries there are now, oldest first; returns how many moved.
+
+        Entries are taken from the old end, so a job that fails again meanwhile (pushed on the
+        new end) is not requeued a second time in the same call.
+        """
         moved = 0
-        while await self.requeue_dead(0):
-            moved += 1
+        for _ in range(int(await self.redis.llen(self.keys.dead))):
+            moved += int(await self.requeue_dead(-1))
         return moved
 
     async def purge_dead(self) -> int:
@@ -219,8 +224,8 @@ class SyncClient:
 
     def requeue_all_dead(self) -> int:
         moved = 0
-        while self.requeue_dead(0):
-            moved += 1
+        for _ in range(int(self.redis.llen(self.keys.dead))):
+            moved += int(self.requeue_dead(-1))
         return moved
 
     def purge_dead(self) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 from worker.keys import QueueKeys
 from worker.scripts import Scripts
 
-__all__ = ["Claimed", "Op", "QueueStats", "RedisQueue", "unix_now"]
+__all__ = ["Claimed", "Op", "QueueStats", "RedisQueue", "as_text", "unix_now"]
 
 
 def unix_now() -> str:
@@ -18,7 +18,8 @@ def unix_now() -> str:
     return f"{time.time():.3f}"
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """Redis replies as text (bytes decoded as UTF-8, invalid bytes replaced)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
@@ -106,7 +107,7 @@ class RedisQueue:
         )
         if flat is None:
             return None
-        return [Claimed(_text(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
+        return [Claimed(as_text(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
 
     async def wait_for_jobs(self, timeout: float) -> bool:
         """Block until the queue is non-empty or `timeout` passes; take nothing.
@@ -186,9 +187,9 @@ class RedisQueue:
         out: dict[str, dict[str, Any]] = {}
         for wid, info in raw.items():
             try:
-                out[_text(wid)] = json.loads(info)
+                out[as_text(wid)] = json.loads(info)
             except ValueError:
-                out[_text(wid)] = {}
+                out[as_text(wid)] = {}
         return out
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from worker.job import InvalidJob, Job, State, decode_job, new_job_id
 from worker.keys import QueueKeys
-from worker.queue import _text, unix_now
+from worker.queue import as_text, unix_now
 from worker.settings import Settings
 
 __all__ = [
@@ -185,7 +185,7 @@ def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) 
 def enqueue_results(call: ScriptCall, raw: Sequence[Any]) -> list[Enqueued]:
     out = []
     for job_id, lock, answer in zip(call.ids, call.locks, raw, strict=True):
-        holder = _text(answer)
+        holder = as_text(answer)
         out.append(Enqueued(holder or job_id, created=not holder, unique_key=lock))
     return out
 
@@ -194,7 +194,7 @@ def cancel_call(
     job_id: str, unique: bytes | str | None, settings: Settings, keys: QueueKeys
 ) -> ScriptCall:
     """Arguments of `cancel-3.lua`."""
-    lock = keys.unique(_text(unique)) if unique else keys.cancel(job_id)
+    lock = keys.unique(as_text(unique)) if unique else keys.cancel(job_id)
     return ScriptCall(
         [keys.job(job_id), keys.cancel(job_id), lock],
         [settings.result_ttl, job_id, unix_now()],
@@ -202,7 +202,7 @@ def cancel_call(
 
 
 def decode_record(raw: Mapping[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
+    return {as_text(k): as_text(v) for k, v in raw.items()}
 
 
 def result_of(job_id: str, record: dict[str, str]) -> Any:
@@ -231,8 +231,10 @@ class DeadLetter:
 
 def parse_dead_letters(raw: Sequence[bytes | str], start: int) -> list[DeadLetter]:
     out = []
+    if start < 0:
+        start = -len(raw)
     for offset, item in enumerate(raw):
-        text = _text(item)
+        text = as_text(item)
         try:
             entry = json.loads(text)
         except ValueError:

@@ -9,7 +9,7 @@
 -- ARGV[3] "1" when the job has an id and KEYS[3] is its status record
 -- ARGV[4] Unix time
 -- Output: 1 when requeued, 0 when the entry was gone
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
+if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then
   return 0
 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
