@@ -144,7 +144,7 @@ def test_odd_unicode_in_a_valid_job_completes(spawn_worker: Spawn, sync_redis: r
     sync_redis.lpush(Q, json.dumps({"workflow": "echo", "payload": {odd: odd}, "id": "u1"}))
     sync_redis.lpush(Q, json.dumps({"workflow": "nope", "payload": {}, "id": "u-" + odd}))
     sync_redis.lpush(Q, json.dumps({"workflow": "echo", "payload": {}, "id": "after"}))
-    wait_until(lambda: sync_redis.hget(KEYS.job("after"), "state") == b"success", timeout=8)
+    wait_until(lambda: sync_redis.hget(KEYS.job("after"), "state") == b"success", timeout=15)
     wait_until(lambda: sync_redis.hget(KEYS.job("u1"), "state") is not None, timeout=15)
     wait_until(lambda: sync_redis.llen(KEYS.dead) == 1, timeout=15)
     assert sync_redis.hlen(KEYS.processing) == 0
