@@ -1,6 +1,9 @@
 """SAQ 0.26 (plain `saq`, since `saq[redis]` caps redis<8): one worker process, `concurrency` slots.
 
-Defaults otherwise (job records kept in Redis, blocking dequeue). uvloop runs the loop.
+Defaults otherwise (job records kept in Redis, blocking dequeue), except the worker's Redis pool:
+every slot holds a connection in a blocking dequeue, and redis-py 8's asyncio pool stops at 100
+connections ("Too many connections" at concurrency 500), so it gets concurrency + 100.
+uvloop runs the loop.
 Run inside .venv-peers/saq: python -m bench.peers.saq_app worker|enqueue|version ...
 """
 
@@ -9,8 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis.asyncio as aioredis
 import uvloop
 from saq import Queue, Worker  # type: ignore[import-not-found,unused-ignore]
+from saq.queue.redis import RedisQueue  # type: ignore[import-not-found,unused-ignore]
 
 from bench.peers.common import STAMPS, parser, push_all, versions
 
@@ -25,7 +30,7 @@ async def stamp(ctx: dict[str, Any], *, enqueued: float, seconds: float) -> None
 
 
 async def work(url: str, concurrency: int) -> None:
-    queue = Queue.from_url(url, name=NAME)
+    queue = RedisQueue(aioredis.from_url(url, max_connections=concurrency + 100), name=NAME)
     await queue.connect()
     try:
         # Worker.start() handles SIGTERM/SIGINT itself and returns after a clean stop.
