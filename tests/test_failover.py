@@ -153,6 +153,19 @@ def _role(server: RedisServer) -> str:
     return "unreachable"
 
 
+def _stuck_report(server: RedisServer, ids: list[str]) -> str:
+    states = _states(server, ids)
+    unfinished = {j: s for j, s in states.items() if s != "success"}
+    with redis.Redis(port=server.port, decode_responses=True) as c:
+        claims = c.hkeys(KEYS.processing)
+        leases = c.zrange(KEYS.workers, 0, -1, withscores=True)
+        queued = c.llen(Q)
+    return (
+        f"{len(unfinished)} kept jobs never finished: {unfinished}; on the new primary the"
+        f" processing hash holds claims {claims}, the queue {queued} jobs, leases {leases}"
+    )
+
+
 def _ready(handle: WorkerProcess) -> bool:
     return handle.get("/readyz")[0] == 200
 
@@ -192,9 +205,14 @@ def test_workers_follow_a_sentinel_failover_and_finish_every_kept_job(
     after = [f"a{n}" for n in range(20)]
     _enqueue(settings, after, 0.1)
     kept = [j for j, s in _states(new, before + after).items() if s is not None]
-    wait_until(
-        lambda: all(s == "success" for s in _states(new, kept).values()), timeout=60, interval=0.2
-    )
+    try:
+        wait_until(
+            lambda: all(s == "success" for s in _states(new, kept).values()),
+            timeout=60,
+            interval=0.2,
+        )
+    except AssertionError:
+        raise AssertionError(_stuck_report(new, kept)) from None
     with redis.Redis(port=new.port) as c:
         assert c.hlen(KEYS.processing) == 0
         assert c.llen(Q) == 0
