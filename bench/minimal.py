@@ -23,7 +23,7 @@ async def main(url: str, queue: str, concurrency: int) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
 
-    async def run(raw: bytes) -> None:
+    async def run(raw: bytes | str) -> None:
         nonlocal done
         try:
             job = json.loads(raw)
