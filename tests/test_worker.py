@@ -232,3 +232,24 @@ async def test_lease_loss_drops_local_jobs_and_recovers(
 def _must(value: bytes | str | None) -> bytes | str:
     assert value is not None
     return value
+
+
+async def test_a_stray_claim_of_a_live_worker_is_requeued(
+    start_worker: WorkerFactory, aredis: aioredis.Redis
+) -> None:
+    """A claim the worker holds but does not run (a lost acknowledgement) goes back and runs."""
+    seen: list[str] = []
+
+    async def record(payload: dict[str, Any], ctx: JobContext) -> None:
+        seen.append(ctx.job_id)
+
+    running = await start_worker(registry={"record": record}, lease_seconds=1.0)
+    worker_id = (await aredis.zrange(KEYS.workers, 0, -1))[0]
+    assert isinstance(worker_id, bytes)
+    token = worker_id.decode() + "|999999"
+    # What a failover leaves behind when the acknowledgement went to the demoted primary:
+    await aredis.hset(KEYS.processing, token, json.dumps({"workflow": "record", "id": "stray"}))
+    await wait_for(lambda: seen == ["stray"], timeout=15)
+    await wait_for(lambda: _empty(aredis), timeout=5)
+    requeued = running.worker.metrics.requeued.labels(Q, "stray_claim")._value.get()
+    assert requeued == 1

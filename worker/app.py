@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
 
 from worker.batcher import Batcher
 from worker.chores import Chores
@@ -61,6 +61,7 @@ class Worker:
         self.draining = False
         self.http_port = settings.http_port
         self._client: Any = None
+        self._last_redis_error = ""
 
     def request_stop(self) -> None:
         """First call: drain. Second call: skip the wait (jobs are still requeued)."""
@@ -167,7 +168,7 @@ class Worker:
             if self.draining or self.stopping.is_set():
                 return False, "draining"
             if not chores.registered:
-                return False, "not registered with Redis yet"
+                return False, f"not registered with Redis yet: {self._last_redis_error}"
             try:
                 await asyncio.wait_for(self._client.ping(), 2.0)
             except (RedisError, OSError, TimeoutError) as exc:
@@ -187,11 +188,14 @@ class Worker:
                 return True
             except (RedisError, OSError) as exc:
                 self.metrics.redis_error("register")
+                self._last_redis_error = f"{type(exc).__name__}: {exc}"
+                what = (
+                    "Redis refused the credentials (REDIS_USERNAME / REDIS_PASSWORD / REDIS_URL)"
+                    if isinstance(exc, AuthenticationError | AuthorizationError)
+                    else "cannot reach Redis"
+                )
                 log.error(
-                    "cannot reach Redis at start-up, retrying in %.1fs: %s: %s",
-                    delay,
-                    type(exc).__name__,
-                    exc,
+                    "%s at start-up, retrying in %.1fs: %s", what, delay, self._last_redis_error
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
@@ -225,6 +229,6 @@ class Worker:
         """Give up the lease so nobody waits for it to expire."""
         try:
             for lane in consumer.lanes:
-                await lane.queue.unregister(consumer.worker_id)
-        except (RedisError, OSError) as exc:
+                await asyncio.wait_for(lane.queue.unregister(consumer.worker_id), 5.0)
+        except (RedisError, OSError, TimeoutError) as exc:
             log.warning("could not remove the lease (it will expire): %s", exc)

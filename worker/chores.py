@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from worker.consumer import Consumer
 from worker.logs import flush_logs
 from worker.metrics import Metrics
+from worker.queue import Op
 from worker.settings import Settings
 
 __all__ = ["Chores", "new_worker_id"]
@@ -87,6 +88,7 @@ class Chores:
         loops: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
             ("heartbeat", self.heartbeat, self.settings.heartbeat_interval),
             ("reap", self.reap, self.settings.heartbeat_interval),
+            ("audit", self.audit, max(self.settings.lease_seconds, 5.0)),
             ("promote", self.promote, TICK),
             ("cancel", self.cancel_requests, TICK),
             ("gauges", self.gauges, self.settings.metrics_interval),
@@ -163,6 +165,31 @@ class Chores:
                         "dead_lettered": buried,
                         "workers_removed": removed,
                     },
+                )
+
+    async def audit(self) -> None:
+        """Requeue claims of this worker that it is not running.
+
+        A claim can outlive its job here: an acknowledgement written to a primary that a
+        failover then discarded, or a bug in the bookkeeping. Its worker is alive, so no reaper
+        would ever take it back; the worker itself must. Requeues are conditional on the claim,
+        so one acknowledged meanwhile is left alone.
+        """
+        worker_id = self.consumer.worker_id
+        for lane in self.lanes:
+            claims = await lane.queue.claims_of(worker_id)
+            stray = {t: raw for t, raw in claims.items() if t not in self.consumer.running}
+            if not stray:
+                continue
+            ops = [Op("requeue", t, arg=raw.decode("utf-8", "replace")) for t, raw in stray.items()]
+            requeued = sum(
+                1 for held in await lane.queue.apply(ops, self.settings.result_ttl) if held
+            )
+            if requeued:
+                self.metrics.requeued.labels(lane.name, "stray_claim").inc(requeued)
+                log.warning(
+                    "requeued claims this worker held but was not running",
+                    extra={"queue": lane.name, "requeued": requeued},
                 )
 
     async def promote(self) -> None:

@@ -62,7 +62,8 @@ def create_app(health: Health, registry: CollectorRegistry) -> web.Application:
 
 async def start_http(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve `app`; returns the runner (for cleanup) and the bound port (for port 0)."""
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # A scraper's keep-alive connection must not hold the exit for aiohttp's default 60 s.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -164,6 +164,15 @@ class RedisQueue:
         )
         return int(result[0]), int(result[1]), int(result[2])
 
+    async def claims_of(self, worker_id: str) -> dict[str, bytes]:
+        """This worker's claims in the processing hash: token -> job text (a scan)."""
+        out: dict[str, bytes] = {}
+        async for token, raw in self.client.hscan_iter(
+            self.keys.processing, match=f"{worker_id}|*", count=1000
+        ):
+            out[as_text(token)] = raw
+        return out
+
     async def promote(self, limit: int = 500) -> int:
         """Move due delayed jobs onto the queue; returns how many moved."""
         k = self.keys
