@@ -304,6 +304,8 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
 
 def memory(system: Running, inflight: int, hold: float, timeout: float) -> tuple[float, int]:
     """Peak RSS (KiB, all processes) with `inflight` jobs released at once, and how many ran."""
+    # More jobs than slots would only queue (Celery prefork is capped): no more memory, more time.
+    inflight = min(inflight, system.concurrency)
     base = system.reader.finished()
     system.refresh()
     peak = tree_memory(system.pids)[0]
@@ -318,7 +320,7 @@ def memory(system: Running, inflight: int, hold: float, timeout: float) -> tuple
         peak = max(peak, tree_memory(system.pids)[0])
 
     system.wait_finished(base + inflight, timeout, poll=0.1, sample=sample)
-    return peak, min(inflight, system.concurrency)
+    return peak, inflight
 
 
 # --- one system ----------------------------------------------------------------------------
@@ -667,18 +669,28 @@ def chart(
         for i, (label, rows) in enumerate(results):
             values = [r.figures.get(key, math.nan) if not r.error else math.nan for r in rows]
             xs = [x + i * width for x in range(len(rows))]
-            ax.bar(xs, values, width, label=label)
+            ax.bar(xs, values, width, label=short_label(label), color=f"C{i}")
         ax.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(names))])
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
         if log:
             ax.set_yscale("log")
-        ax.legend(fontsize=7)
     production_panel(axes.flat[5], usages)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=9)
     fig.suptitle("workflow-worker vs Celery, arq, SAQ, taskiq (one Redis, one run)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def short_label(label: str) -> str:
+    """'Redis on loopback (PING ..)' -> 'loopback (PING ..)'; the proxy run -> '+N ms RTT (..)'."""
+    return (
+        label.replace("Redis on loopback", "loopback")
+        .replace("Redis +", "+")
+        .replace(" round trip through bench/proxy.py", " RTT")
+    )
 
 
 def production_panel(ax: object, usages: Sequence[Usage]) -> None:
@@ -690,12 +702,18 @@ def production_panel(ax: object, usages: Sequence[Usage]) -> None:
     width = 0.8 / max(len(ok), 1)
     for i, u in enumerate(ok):
         values = [float(getattr(u, attr)) for _, attr in metrics]
-        bars = ax.bar([x + i * width for x in range(len(metrics))], values, width, label=u.name)
+        bars = ax.bar(
+            [x + i * width for x in range(len(metrics))],
+            values,
+            width,
+            label=u.name,
+            color=f"C{i + 2}",
+        )
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks([x + width * (len(ok) - 1) / 2 for x in range(len(metrics))])
     ax.set_xticklabels([m for m, _ in metrics], fontsize=8)
     ax.set_yscale("log")
-    ax.set_title("production scenario (lower is better)", fontsize=10)
+    ax.set_title("production scenario, loopback (lower is better)", fontsize=10)
     ax.legend(fontsize=7)
 
 
