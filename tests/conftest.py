@@ -117,8 +117,10 @@ async def start_worker(redis_url: str) -> AsyncIterator[WorkerFactory]:
         if not running.task.done():
             running.worker.request_stop()
             running.worker.request_stop()
+            # Longer than the worker's own bounded shutdown (requeue, flush, lease release), so
+            # the worker closes its Redis client itself.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(running.task, 30)
+                await asyncio.wait_for(running.task, 90)
 
 
 class WorkerProcess(devstack.WorkerProcess):

@@ -91,7 +91,7 @@ class Worker:
             background = [asyncio.create_task(chores.ticker(), name="ticker")]
             try:
                 if await self._register(chores):
-                    background = [*chores.tasks(), *self._scheduler(client)]
+                    background += [*chores.tasks(), *self._scheduler(client)]
                     claim = asyncio.create_task(consumer.claim_loop(), name="claim")
                     log.info("worker started", extra=self._describe(consumer))
                     if ready is not None:
@@ -100,9 +100,7 @@ class Worker:
                     await self._drain(consumer, claim)
                     await self._leave(consumer)
             finally:
-                for task in background:
-                    task.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
+                await chores.stop(background)
                 for lane in lanes:
                     await lane.batcher.close()
                 await runner.cleanup()

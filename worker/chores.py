@@ -35,7 +35,8 @@ def new_worker_id() -> str:
 
 
 class Chores:
-    """Background loops beside the claim loop; `tasks()` builds them, the app cancels them."""
+    """Background loops beside the claim loop: `ticker()` runs from start-up, `tasks()` once
+    registered; `stop()` ends them all."""
 
     def __init__(self, settings: Settings, consumer: Consumer, metrics: Metrics) -> None:
         self.settings = settings
@@ -47,6 +48,7 @@ class Chores:
         self.registered = False
         self._connected_since: float | None = None
         self._beat_now = asyncio.Event()
+        self._stop = asyncio.Event()
         self._started = time.time()
         self._rounds = 0
 
@@ -93,12 +95,27 @@ class Chores:
             ("cancel", self.cancel_requests, TICK),
             ("gauges", self.gauges, self.settings.metrics_interval),
         ]
-        out = [asyncio.create_task(self._every(n, f, i), name=n) for n, f, i in loops]
-        out.append(asyncio.create_task(self.ticker(), name="ticker"))
-        return out
+        return [asyncio.create_task(self._every(n, f, i), name=n) for n, f, i in loops]
+
+    async def stop(self, tasks: list[asyncio.Task[None]], timeout: float = 5.0) -> None:
+        """Let every chore finish the call it is in, then end; cancel what overruns.
+
+        Cancelling a chore in the middle of a Redis call can strand a half-opened connection.
+        """
+        self._stop.set()
+        self._beat_now.set()
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def _every(self, name: str, func: Callable[[], Awaitable[None]], interval: float) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await func()
             except (RedisError, OSError) as exc:
@@ -108,7 +125,7 @@ class Chores:
             if name == "heartbeat":
                 await self._sleep_or_beat(interval)
             else:
-                await asyncio.sleep(interval)
+                await self._pause(interval)
 
     async def _sleep_or_beat(self, interval: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -222,9 +239,9 @@ class Chores:
 
     async def ticker(self) -> None:
         """Measure event-loop lag; a long stall (SIGSTOP, a blocking call) forces a heartbeat."""
-        while True:
+        while not self._stop.is_set():
             before = time.monotonic()
-            await asyncio.sleep(TICK)
+            await self._pause(TICK)
             now = time.monotonic()
             lag = max(0.0, now - before - TICK)
             self.last_tick = now
