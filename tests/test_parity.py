@@ -206,3 +206,21 @@ async def test_dead_letter_tools_list_requeue_and_purge(
 
 async def _dead_len(client: Client, n: int) -> bool:
     return len(await client.dead_letters()) == n
+
+
+async def test_events_reach_idle_workers_without_polling(
+    start_worker: WorkerFactory, redis_url: str
+) -> None:
+    """With a 30 s lease (fallback polls every 10 s) cancels and due jobs still act at once."""
+    rec = Recorder(block=True)
+    await start_worker(registry={"rec": rec}, lease_seconds=30.0)
+    async with Client(make_settings(redis_url)) as client:
+        await asyncio.sleep(0.5)  # let the worker's promoter settle into its long sleep
+        enqueued = time.monotonic()
+        later = await client.enqueue("rec", {}, id="soon", delay=0.5)
+        await wait_for(lambda: rec.started[later] == 1, timeout=5)
+        assert time.monotonic() - enqueued < 2.0, "the promoter was woken by the notice"
+        asked = time.monotonic()
+        assert await client.cancel(later) == "cancelling"
+        await wait_for(partial(_state_is, client, later, "cancelled"), timeout=5)
+        assert time.monotonic() - asked < 1.0, "the cancel request was pushed, not polled"

@@ -99,11 +99,14 @@ async def test_promote_moves_each_due_job_exactly_once(aredis: aioredis.Redis) -
     await aredis.zadd(q.keys.delayed, {f'{{"id":"{i}"}}': 1 for i in range(200)})
     await aredis.zadd(q.keys.delayed, {'{"id":"later"}': 10_000_000_000_000})
     # 60 calls in flight at once over the client's connection pool.
-    moved = await asyncio.gather(*[q.promote(limit=7) for _ in range(60)])
-    assert sum(moved) == 200
+    results = await asyncio.gather(*[q.promote(limit=7) for _ in range(60)])
+    assert sum(moved for moved, _ in results) == 200
     items = await aredis.lrange(Q, 0, -1)
     assert len(items) == len(set(items)) == 200
     assert await aredis.zcard(q.keys.delayed) == 1
+    _, next_due = await q.promote()
+    assert next_due is not None
+    assert next_due > 1e6, "the remaining job is due far in the future"
 
 
 async def test_apply_is_conditional_on_holding_the_claim(aredis: aioredis.Redis) -> None:

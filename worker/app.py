@@ -80,7 +80,12 @@ class Worker:
             )
             consumer = Consumer(self.settings, lanes, self.metrics, executor)
             chores = Chores(self.settings, consumer, self.metrics)
-            health = Health(last_tick=lambda: chores.last_tick, ready=self._ready(chores, consumer))
+            executor.on_due = chores.wake_promoter
+            health = Health(
+                last_tick=lambda: chores.last_tick,
+                ready=self._ready(chores, consumer),
+                refresh=chores.refresh_gauges,
+            )
             runner, self.http_port = await start_http(
                 create_app(health, self.prom), self.settings.http_host, self.settings.http_port
             )

@@ -16,6 +16,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from worker.consumer import Consumer
+from worker.events import EventListener
 from worker.logs import flush_logs
 from worker.metrics import Metrics
 from worker.queue import Op
@@ -24,8 +25,9 @@ from worker.settings import Settings
 __all__ = ["Chores", "new_worker_id"]
 
 log = logging.getLogger("worker.chores")
-TICK = 0.5
+TICK = 2.0
 FULL_SCAN_EVERY = 10
+PROMOTE_MIN_SLEEP = 0.02
 
 
 def new_worker_id() -> str:
@@ -49,6 +51,11 @@ class Chores:
         self._connected_since: float | None = None
         self._beat_now = asyncio.Event()
         self._stop = asyncio.Event()
+        self._busy: set[str] = set()
+        self._wake = {"heartbeat": self._beat_now, "promote": asyncio.Event()}
+        self._wake["cancel"] = asyncio.Event()
+        self._gauges_at = 0.0
+        self._gauges_task: asyncio.Task[None] | None = None
         self._started = time.time()
         self._rounds = 0
 
@@ -87,50 +94,88 @@ class Chores:
         log.warning("redis %s failed: %s", operation, exc)
 
     def tasks(self) -> list[asyncio.Task[None]]:
-        loops: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
-            ("heartbeat", self.heartbeat, self.settings.heartbeat_interval),
-            ("reap", self.reap, self.settings.heartbeat_interval),
-            ("audit", self.audit, max(self.settings.lease_seconds, 5.0)),
-            ("promote", self.promote, TICK),
-            ("cancel", self.cancel_requests, TICK),
-            ("gauges", self.gauges, self.settings.metrics_interval),
+        """The loops. Promotion and cancel checks are woken by events on the queues' channels;
+        their timers are only the fallback for missed messages."""
+        interval = self.settings.heartbeat_interval
+        loops: list[tuple[str, Callable[[], Awaitable[float | None]]]] = [
+            ("heartbeat", self._paced(self.heartbeat, interval)),
+            ("reap", self._paced(self.reap, interval)),
+            ("audit", self._paced(self.audit, max(self.settings.lease_seconds, 5.0))),
+            ("promote", self.promote),
+            ("cancel", self._paced(self.cancel_requests, interval)),
         ]
-        return [asyncio.create_task(self._every(n, f, i), name=n) for n, f, i in loops]
+        out = [asyncio.create_task(self._loop(name, func), name=name) for name, func in loops]
+        channels = {lane.queue.keys.events: lane.name for lane in self.lanes}
+        client = self.lanes[0].queue.client
+        listener = EventListener(client, channels, self.on_event, self.on_subscribed)
+        out.append(asyncio.create_task(listener.run(), name="events"))
+        return out
+
+    def wake_promoter(self) -> None:
+        """A job was put in a delayed set: recompute when the next one is due."""
+        self._wake["promote"].set()
+
+    def on_subscribed(self) -> None:
+        """Catch up on what may have been published while we were not listening."""
+        self._wake["promote"].set()
+        self._wake["cancel"].set()
+
+    def on_event(self, queue: str, kind: str, arg: str) -> None:
+        if kind == "due":
+            self.wake_promoter()
+            return
+        for lane in self.lanes:
+            if lane.name == queue and (running := self.consumer.cancellable(lane).get(arg)):
+                log.info("cancel requested", extra={"job_id": arg})
+                running.interrupt("cancelled")
+
+    @staticmethod
+    def _paced(
+        func: Callable[[], Awaitable[None]], interval: float
+    ) -> Callable[[], Awaitable[float]]:
+        async def run() -> float:
+            await func()
+            return interval
+
+        return run
 
     async def stop(self, tasks: list[asyncio.Task[None]], timeout: float = 5.0) -> None:
-        """Let every chore finish the call it is in, then end; cancel what overruns.
+        """End every chore: those between calls at once, those in a Redis call when it returns.
 
         Cancelling a chore in the middle of a Redis call can strand a half-opened connection.
         """
         self._stop.set()
-        self._beat_now.set()
+        for task in tasks:
+            if task.get_name() not in self._busy:
+                task.cancel()
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=timeout)
             for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
-
-    async def _every(self, name: str, func: Callable[[], Awaitable[None]], interval: float) -> None:
+    async def _loop(self, name: str, func: Callable[[], Awaitable[float | None]]) -> None:
+        """Run `func` until stopped; it returns the seconds to sleep before the next run."""
         while not self._stop.is_set():
+            pause: float | None = 1.0
+            self._busy.add(name)
             try:
-                await func()
+                pause = await func()
             except (RedisError, OSError) as exc:
                 self._failed(name, exc)
             except Exception:
                 log.exception("chore %s failed", name)
-            if name == "heartbeat":
-                await self._sleep_or_beat(interval)
-            else:
-                await self._pause(interval)
-
-    async def _sleep_or_beat(self, interval: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._beat_now.wait(), timeout=interval)
-        self._beat_now.clear()
+            finally:
+                self._busy.discard(name)
+            if self._stop.is_set():
+                return
+            wake = self._wake.get(name)
+            if wake is None:
+                await asyncio.sleep(pause or 1.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=pause or 1.0)
+            wake.clear()
 
     async def heartbeat(self) -> None:
         """Renew the lease on every lane; if one was lost, drop our jobs and register again."""
@@ -209,9 +254,14 @@ class Chores:
                     extra={"queue": lane.name, "requeued": requeued},
                 )
 
-    async def promote(self) -> None:
+    async def promote(self) -> float:
+        """Move due delayed jobs; sleep until the next one is due, or a heartbeat interval."""
+        pause = self.settings.heartbeat_interval
         for lane in self.lanes:
-            await lane.queue.promote()
+            _, next_due = await lane.queue.promote()
+            if next_due is not None:
+                pause = min(pause, next_due)
+        return max(pause, PROMOTE_MIN_SLEEP)
 
     async def cancel_requests(self) -> None:
         """Cancel running jobs whose producer asked for it (within one tick)."""
@@ -225,6 +275,25 @@ class Chores:
                 if flag is not None:
                     log.info("cancel requested", extra={"job_id": job_id})
                     running[job_id].interrupt("cancelled")
+
+    async def refresh_gauges(self, wait: float = 1.0) -> None:
+        """Refresh the fleet-wide gauges for a scrape, at most every WORKER_METRICS_INTERVAL.
+
+        Waits at most `wait` seconds: a slow Redis must not time the scrape out; the refresh
+        then finishes in the background and the next scrape shows it.
+        """
+        if self._gauges_task is None or self._gauges_task.done():
+            if time.monotonic() - self._gauges_at < self.settings.metrics_interval:
+                return
+            self._gauges_at = time.monotonic()
+            self._gauges_task = asyncio.create_task(self._gauges_quietly())
+        await asyncio.wait({self._gauges_task}, timeout=wait)
+
+    async def _gauges_quietly(self) -> None:
+        try:
+            await self.gauges()
+        except (RedisError, OSError) as exc:
+            self._failed("gauges", exc)
 
     async def gauges(self) -> None:
         m = self.metrics
@@ -241,7 +310,7 @@ class Chores:
         """Measure event-loop lag; a long stall (SIGSTOP, a blocking call) forces a heartbeat."""
         while not self._stop.is_set():
             before = time.monotonic()
-            await self._pause(TICK)
+            await asyncio.sleep(TICK)
             now = time.monotonic()
             lag = max(0.0, now - before - TICK)
             self.last_tick = now

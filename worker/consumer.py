@@ -26,7 +26,9 @@ from worker.settings import Settings
 __all__ = ["Consumer", "Running"]
 
 log = logging.getLogger("worker.jobs")
-WAIT_TIMEOUT = 2.0
+# The blocking wait only ends on its own to bound a lost connection; stop cancels it. It must
+# stay under the client's socket timeout (10 s).
+WAIT_TIMEOUT = 8.0
 
 
 class LeaseLost(Exception):

@@ -69,6 +69,9 @@ class Executor:
         self.registry = registry
         self.http = http
         self.worker_id = worker_id
+        # Called when this worker puts a job in a delayed set (retry, rate limit), so the
+        # promoter wakes for it instead of waiting for its fallback timer.
+        self.on_due: Callable[[], None] = lambda: None
 
     async def run(self, item: Claimed, running: Running) -> None:
         """Handle one job and store its outcome (or leave it claimed if the claim was lost)."""
@@ -229,6 +232,8 @@ class Executor:
             outcome.op.unique_key = str(job.extra.get("unique_key") or "")
             outcome.op.cancellable = not job.generated_id
         held = await lane.batcher.submit(outcome.op)
+        if held and outcome.op.kind in ("retry", "defer"):
+            self.on_due()
         known = job is not None and (self.settings.benchmark_mode or job.workflow in self.registry)
         workflow = job.workflow if job is not None and known else UNKNOWN
         if not held:

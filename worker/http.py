@@ -21,6 +21,7 @@ class Health:
 
     last_tick: Callable[[], float]
     ready: Callable[[], Awaitable[tuple[bool, str]]]
+    refresh: Callable[[], Awaitable[None]] | None = None
 
 
 HEALTH = web.AppKey("health", Health)
@@ -44,6 +45,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; the fleet-wide queue gauges are refreshed for the scrape."""
+    refresh = request.app[HEALTH].refresh
+    if refresh is not None:
+        await refresh()
     body = generate_latest(request.app[REGISTRY])
     resp = web.Response(body=body)
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST

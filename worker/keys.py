@@ -38,6 +38,7 @@ class QueueKeys:
     unique_prefix: str
     cron_prefix: str
     ratelimit_prefix: str
+    events: str
 
     @classmethod
     def for_queue(cls, queue: str) -> QueueKeys:
@@ -55,6 +56,7 @@ class QueueKeys:
             unique_prefix=f"{base}:unique:",
             cron_prefix=f"{base}:cron:",
             ratelimit_prefix=f"{base}:ratelimit:",
+            events=f"{base}:events",
         )
 
     def job(self, job_id: str) -> str:

@@ -173,10 +173,12 @@ class RedisQueue:
             out[as_text(token)] = raw
         return out
 
-    async def promote(self, limit: int = 500) -> int:
-        """Move due delayed jobs onto the queue; returns how many moved."""
+    async def promote(self, limit: int = 500) -> tuple[int, float | None]:
+        """Move due delayed jobs onto the queue: (how many moved, seconds until the next is due,
+        None when none waits)."""
         k = self.keys
-        return int(await self.scripts.promote(keys=[k.delayed, k.queue], args=[limit]))
+        moved, next_ms = await self.scripts.promote(keys=[k.delayed, k.queue], args=[limit])
+        return int(moved), (None if int(next_ms) < 0 else int(next_ms) / 1000)
 
     async def stats(self) -> QueueStats:
         k = self.keys

@@ -178,7 +178,8 @@ def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) 
         jobs.append([text, job.id, status_index, lock_index, int(due * 1000), status])
         ids.append(job.id)
         locks.append(lock)
-    args: list[str | int] = [settings.result_ttl, json.dumps(jobs, separators=(",", ":"))]
+    batch = json.dumps(jobs, separators=(",", ":"))
+    args: list[str | int] = [settings.result_ttl, batch, keys.events]
     return ScriptCall(all_keys, args, tuple(ids), tuple(locks))
 
 
@@ -197,7 +198,7 @@ def cancel_call(
     lock = keys.unique(as_text(unique)) if unique else keys.cancel(job_id)
     return ScriptCall(
         [keys.job(job_id), keys.cancel(job_id), lock],
-        [settings.result_ttl, job_id, unix_now()],
+        [settings.result_ttl, job_id, unix_now(), keys.events],
     )
 
 

@@ -7,6 +7,7 @@
 -- ARGV[1] request TTL, seconds
 -- ARGV[2] job id
 -- ARGV[3] Unix time, for the record
+-- ARGV[4] the queue's event channel: a running job's worker hears of the request at once
 -- Output: "unknown" (no record), the final state when the job already ended ("success",
 --         "failure", "dead", "cancelled"), "cancelled" (it was waiting), or "cancelling" (running)
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -18,6 +19,7 @@ if state == 'success' or state == 'failure' or state == 'dead' or state == 'canc
 end
 redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[1]))
 if state == 'running' then
+  redis.call('PUBLISH', ARGV[4], 'cancel ' .. ARGV[2])
   return 'cancelling'
 end
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[3])
