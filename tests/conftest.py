@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -156,6 +158,21 @@ def worker_env(redis_url: str, **env: str) -> dict[str, str]:
     )
     base.update(env)
     return base
+
+
+def run_cli(
+    redis_url: str, *args: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m worker ARGS` to completion with the test settings (and `env`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        env=worker_env(redis_url, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -5,28 +5,19 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from functools import partial
 
 import redis
 
-from tests.conftest import ROOT, WorkerProcess, wait_until, worker_env
+from tests.conftest import WorkerProcess, run_cli, wait_until
 from worker.keys import QueueKeys
 
 KEYS = QueueKeys.for_queue("workflow:queue")
 
 
 def cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker", *args],
-        env=worker_env(redis_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    return run_cli(redis_url, *args)
 
 
 def test_enqueue_status_and_job(redis_url: str) -> None:

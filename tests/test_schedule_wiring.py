@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import redis.asyncio as aioredis
 
-from tests.conftest import ROOT, WorkerFactory, make_settings, wait_for, worker_env
+from tests.conftest import WorkerFactory, make_settings, run_cli, wait_for
 from worker.client import Client
 from worker.keys import QueueKeys
 
@@ -42,15 +40,7 @@ def test_schedule_errors_stop_the_worker_at_start_up(redis_url: str) -> None:
     bad_cron = json.dumps([{"name": "x", "cron": "0 25 * * *", "workflow": "echo"}])
     unknown = json.dumps([{"name": "x", "cron": "@hourly", "workflow": "nope"}])
     for schedule, needle in ((bad_cron, "hour field"), (unknown, "'nope'")):
-        proc = subprocess.run(
-            [sys.executable, "-m", "worker", "run"],
-            env=worker_env(redis_url, WORKER_HTTP_PORT="0", WORKER_SCHEDULE=schedule),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            cwd=ROOT,
-            check=False,
-        )
+        proc = run_cli(redis_url, "run", timeout=30, WORKER_HTTP_PORT="0", WORKER_SCHEDULE=schedule)
         assert proc.returncode == 2, proc.stderr
         assert "WORKER_SCHEDULE" in proc.stderr
         assert needle in proc.stderr

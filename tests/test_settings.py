@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT, worker_env
+from tests.conftest import run_cli
 from worker.settings import ConfigError, Settings
 
 
@@ -106,15 +103,7 @@ def test_worker_refuses_to_start_with_a_clear_error(
     redis_url: str, env: dict[str, str], needle: str
 ) -> None:
     """`workflow-worker run` exits 2 at start-up and names the bad setting."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "worker", "run"],
-        env=worker_env(redis_url, WORKER_HTTP_PORT="0", **env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        check=False,
-    )
+    proc = run_cli(redis_url, "run", timeout=30, WORKER_HTTP_PORT="0", **env)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert "configuration error" in proc.stderr
