@@ -39,7 +39,6 @@ class Batcher:
         self._submitted = 0
         self._applied = 0
         self._task: asyncio.Task[None] | None = None
-        self.connected = True
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batcher")
@@ -56,10 +55,6 @@ class Batcher:
         self._submitted += 1
         self._wake.set()
         return fut
-
-    @property
-    def backlog(self) -> int:
-        return len(self._pending)
 
     async def flush(self) -> None:
         """Wait until everything submitted so far has been applied."""
@@ -89,13 +84,11 @@ class Batcher:
                         # A bug here must not stop the bookkeeping for good: log and retry.
                         log.exception("unexpected error while storing job updates")
                     self._metrics.redis_error("apply", self._queue.keys.queue)
-                    self.connected = False
                     log.warning("redis unavailable, %d job updates wait: %s", len(batch), exc)
                     await asyncio.sleep(delay * (1 + random.random()))
                     delay = min(delay * 2, 5.0)
                     continue
                 delay = 0.05
-                self.connected = True
                 del self._pending[: len(batch)]
                 self._applied += len(batch)
                 self._progress.set()

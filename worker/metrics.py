@@ -6,12 +6,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["DURATION_BUCKETS", "STATUSES", "Metrics"]
+__all__ = ["DURATION_BUCKETS", "Metrics"]
 
 # 0.1 s to 30 min: AI calls take seconds, whole workflows minutes.
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800)
 WAIT_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-STATUSES = ("success", "failure", "retried", "cancelled", "dead")
 
 
 class Metrics:
