@@ -6,12 +6,18 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import WorkerFactory, make_settings, wait_for
+from worker.app import Worker
+from worker.chores import Chores
 from worker.client import Client, JobFailed, JobSpec
+from worker.connection import connect
+from worker.consumer import Consumer
 from worker.context import JobContext
+from worker.execution import Executor
 from worker.keys import QueueKeys
 
 Q = "workflow:queue"
@@ -246,10 +252,40 @@ async def test_a_stray_claim_of_a_live_worker_is_requeued(
     running = await start_worker(registry={"record": record}, lease_seconds=1.0)
     worker_id = (await aredis.zrange(KEYS.workers, 0, -1))[0]
     assert isinstance(worker_id, bytes)
-    token = worker_id.decode() + "|999999"
-    # What a failover leaves behind when the acknowledgement went to the demoted primary:
+    await aredis.lpush(Q, json.dumps({"workflow": "record", "id": "first"}))
+    await wait_for(lambda: seen == ["first"])
+    await wait_for(lambda: _empty(aredis))
+    # What a failover leaves behind when the acknowledgement of claim 0 went to the demoted
+    # primary: the claim is back, though this worker finished its job.
+    token = worker_id.decode() + "|0"
     await aredis.hset(KEYS.processing, token, json.dumps({"workflow": "record", "id": "stray"}))
-    await wait_for(lambda: seen == ["stray"], timeout=15)
+    await wait_for(lambda: seen == ["first", "stray"], timeout=15)
     await wait_for(lambda: _empty(aredis), timeout=5)
     requeued = running.worker.metrics.requeued.labels(Q, "stray_claim")._value.get()
     assert requeued == 1
+
+
+async def test_the_audit_leaves_a_claim_whose_reply_is_on_its_way(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    """A claim already in Redis but not yet seen by its worker is not requeued as stray."""
+    settings = make_settings(redis_url)
+    worker = Worker(settings, registry={})
+    client = connect(settings)
+    lane = worker._lane(client, Q)
+    async with aiohttp.ClientSession() as http:
+        executor = Executor(settings, worker.metrics, {}, http, lambda: consumer.worker_id)
+        consumer = Consumer(settings, [lane], worker.metrics, executor)
+        chores = Chores(settings, consumer, worker.metrics)
+        try:
+            await chores.register()
+            await aredis.lpush(Q, json.dumps({"workflow": "record", "id": "in-flight"}))
+            # The claim script ran, but the consumer has not processed its reply yet.
+            claimed = await lane.queue.claim(consumer.worker_id, 1, consumer.next_seq)
+            assert claimed is not None
+            assert len(claimed) == 1
+            await chores.audit()
+            assert await aredis.hexists(KEYS.processing, claimed[0].token)
+            assert await aredis.llen(Q) == 0
+        finally:
+            await client.aclose()

@@ -36,6 +36,14 @@ def new_worker_id() -> str:
     return f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _claim_seq(token: str) -> int:
+    """The sequence number of a claim token "<worker id>|<n>" (-1 when it has none: stray)."""
+    try:
+        return int(token.rpartition("|")[2])
+    except ValueError:
+        return -1
+
+
 class Chores:
     """Background loops beside the claim loop: `ticker()` runs from start-up, `tasks()` once
     registered; `stop()` ends them all."""
@@ -239,8 +247,15 @@ class Chores:
         """
         worker_id = self.consumer.worker_id
         for lane in self.lanes:
+            # A claim whose reply is still on its way is in Redis but not yet in `running`:
+            # only claims numbered below what had been answered before the scan can be stray.
+            horizon = self.consumer.next_seq
             claims = await lane.queue.claims_of(worker_id)
-            stray = {t: raw for t, raw in claims.items() if t not in self.consumer.running}
+            stray = {
+                t: raw
+                for t, raw in claims.items()
+                if t not in self.consumer.running and _claim_seq(t) < horizon
+            }
             if not stray:
                 continue
             ops = [Op("requeue", t, arg=raw.decode("utf-8", "replace")) for t, raw in stray.items()]

@@ -58,6 +58,12 @@ class Consumer:
     def capacity(self) -> int:
         return self.settings.concurrency
 
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next claim starts at: every token this worker has seen the
+        claim reply for is numbered below it."""
+        return self._seq
+
     # -- claiming ---------------------------------------------------------------------------
 
     async def claim_loop(self) -> None:
