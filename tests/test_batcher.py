@@ -48,3 +48,39 @@ async def test_flush_waits_for_fire_and_forget_ops(aredis: aioredis.Redis) -> No
     await asyncio.wait_for(batcher.flush(), 10)
     assert await aredis.hget(queue.keys.job("p"), "state") == b"running"
     await batcher.close()
+
+
+async def test_updates_land_after_a_script_flush_and_a_killed_connection(
+    aredis: aioredis.Redis,
+) -> None:
+    """The batcher's own connection reloads a flushed script and replaces a killed socket."""
+    queue = RedisQueue(aredis, Q)
+    await queue.register("w", 60_000, {})
+    await aredis.lpush(Q, *[f'{{"workflow":"w","id":"j{i}"}}' for i in range(3)])
+    claimed = await queue.claim("w", 3, 0)
+    assert claimed is not None
+    registry = CollectorRegistry()
+    batcher = Batcher(queue, Metrics(registry, Q), 60)
+    batcher.start()
+
+    async def done(n: int) -> int:
+        op = Op("done", claimed[n].token, f"j{n}", status={"state": "success"})
+        return await asyncio.wait_for(batcher.submit(op), 10)
+
+    assert await done(0) == 1
+    await aredis.script_flush()
+    assert await done(1) == 1
+    # The server drops every other connection (an idle timeout, a proxy restart):
+    own = (await aredis.client_info())["id"]
+    for client in await aredis.client_list():
+        if client["id"] != own:
+            await aredis.client_kill_filter(_id=client["id"])
+    assert await done(2) == 1
+    assert await aredis.hlen(queue.keys.processing) == 0
+    for n in range(3):
+        assert await aredis.hget(queue.keys.job(f"j{n}"), "state") == b"success"
+    errors = registry.get_sample_value(
+        "workflow_redis_errors_total", {"queue": Q, "operation": "apply"}
+    )
+    assert not errors, "a dropped idle connection is replaced without an error"
+    await batcher.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
@@ -63,4 +64,19 @@ def test_buffered_handler_flushes_warnings_at_once(tmp_path: Path) -> None:
         text = path.read_text()
         assert text.count("quiet") == 2
         assert "loud" in text
+        handler.close()
+
+
+async def test_a_buffered_line_is_flushed_within_the_interval(tmp_path: Path) -> None:
+    """A lone INFO line reaches the stream one interval later, with no later line to push it."""
+    path = tmp_path / "log.txt"
+    with path.open("w") as stream:
+        handler = BufferedHandler(stream, interval=0.2)
+        handler.setFormatter(JsonFormatter())
+        info = logging.LogRecord("x", logging.INFO, "", 0, "quiet", None, None)
+        handler.handle(info)
+        handler.handle(info)
+        assert path.read_text().count("quiet") < 2
+        await asyncio.sleep(0.5)
+        assert path.read_text().count("quiet") == 2
         handler.close()

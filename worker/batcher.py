@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from worker.connection import Dedicated
 from worker.metrics import Metrics
 from worker.queue import Op, RedisQueue
 
@@ -39,6 +40,7 @@ class Batcher:
         self._submitted = 0
         self._applied = 0
         self._task: asyncio.Task[None] | None = None
+        self._conn = Dedicated(queue.client)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batcher")
@@ -69,6 +71,7 @@ class Batcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._conn.close()
 
     async def _run(self) -> None:
         delay = 0.05
@@ -99,7 +102,7 @@ class Batcher:
     async def _apply(self, batch: list[tuple[Op, asyncio.Future[int] | None]]) -> list[int]:
         ops = [op for op, _ in batch]
         try:
-            return await self._queue.apply(ops, self._ttl)
+            return await self._queue.apply(ops, self._ttl, self._conn)
         except Exception as exc:
             if transient(exc):
                 raise
@@ -110,7 +113,7 @@ class Batcher:
         """Apply one op; if Redis refuses it, retry it sanitized; if that fails too, drop it."""
         for candidate in (op, sanitized(op)):
             try:
-                return (await self._queue.apply([candidate], self._ttl))[0]
+                return (await self._queue.apply([candidate], self._ttl, self._conn))[0]
             except Exception as exc:
                 if transient(exc):
                     raise

@@ -78,7 +78,11 @@ class Consumer:
                     continue
                 try:
                     if not await self._claim_round():
-                        await self._until(wait_for_any(self.lanes, WAIT_TIMEOUT))
+                        # A wait that ends empty-handed (its timeout) needs no claim round: the
+                        # lists were empty all along, so wait again at once.
+                        while not await self._until(wait_for_any(self.lanes, WAIT_TIMEOUT)):
+                            if self._stop.is_set():
+                                break
                 except LeaseLost:
                     self.lease_lost.set()
                     await self._until(asyncio.sleep(0.1))
@@ -111,8 +115,9 @@ class Consumer:
             total += len(claimed)
         return total
 
-    async def _until(self, aw: Awaitable[Any]) -> None:
-        """Await `aw` unless the stop event fires first (then `aw` is cancelled)."""
+    async def _until(self, aw: Awaitable[Any]) -> Any:
+        """Await `aw` unless the stop event fires first (then `aw` is cancelled): its result,
+        or None when stopped."""
         task = asyncio.ensure_future(aw)
         stop = asyncio.ensure_future(self._stop.wait())
         try:
@@ -123,8 +128,11 @@ class Consumer:
                     fut.cancel()
                     with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
                         await fut
-        if task.done() and not task.cancelled() and task.exception() is not None:
+        if not task.done() or task.cancelled():
+            return None
+        if task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+        return task.result()
 
     def stop_claiming(self) -> None:
         self._stop.set()

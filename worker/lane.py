@@ -38,18 +38,19 @@ def claim_order(lanes: list[Lane], claim_round: int, fairness: int) -> list[Lane
     return lanes
 
 
-async def wait_for_any(lanes: list[Lane], timeout: float) -> None:
-    """Block until any lane's queue has a job (or `timeout` passes), taking nothing.
+async def wait_for_any(lanes: list[Lane], timeout: float) -> bool:
+    """Block until any lane's queue has a job (True) or `timeout` passes (False), taking nothing.
 
     One lane blocks on its list directly. Several block in parallel, and the losers are
     cancelled; that drops their connections, which is only paid when an idle worker wakes.
     """
     if len(lanes) == 1:
-        await lanes[0].queue.wait_for_jobs(timeout)
-        return
+        return await lanes[0].queue.wait_for_jobs(timeout)
     waits = [asyncio.ensure_future(lane.queue.wait_for_jobs(timeout)) for lane in lanes]
     try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        # Results in lane order, so a failed wait raises like the single-lane case does.
+        return any([w.result() for w in waits if w in done])
     finally:
         for wait in waits:
             if not wait.done():

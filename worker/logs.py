@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -64,7 +65,8 @@ class TextFormatter(logging.Formatter):
 
 
 class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes through a 64 KiB buffer, flushed every `interval` seconds and at once for warnings.
+    """Writes through a 64 KiB buffer, flushed at most `interval` seconds after a line is
+    written, and at once for warnings.
 
     At thousands of jobs a second one write system call per line costs more than the job; a
     SIGKILL loses at most the last `interval` seconds of INFO lines (WORKER_LOG_FLUSH_INTERVAL;
@@ -81,6 +83,7 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         # closed and could be reused by a socket that the buffer would then write into.
         self._owner = stream
         self._last = time.monotonic()
+        self._flush_due: float | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -89,8 +92,26 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if record.levelno >= logging.WARNING or now - self._last >= self.interval:
                 self.flush()
                 self._last = now
+            elif self._flush_due is None or now > self._flush_due + 1.0:
+                # (Overdue: the loop that held the timer is gone; schedule on this one.)
+                self._flush_later(now)
         except Exception:
             self.handleError(record)
+
+    def _flush_later(self, now: float) -> None:
+        """Flush a line that no later line may flush, `interval` seconds from now."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop in this thread: the next line or the exit flushes it
+        loop.call_later(self.interval, self._timed_flush)
+        self._flush_due = now + self.interval
+
+    def _timed_flush(self) -> None:
+        self._flush_due = None
+        with contextlib.suppress(OSError, ValueError):
+            self.flush()
+        self._last = time.monotonic()
 
 
 def flush_logs() -> None:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.connection import Dedicated
 from worker.keys import QueueKeys
 from worker.scripts import Scripts
 
@@ -120,9 +121,11 @@ class RedisQueue:
         )
         return moved is not None
 
-    async def apply(self, ops: list[Op], result_ttl: int) -> list[int]:
-        """Apply state changes in one round trip; per op 1 (claim held), 0 (lost) or 2 (a
-        "start" whose job has a cancel request)."""
+    async def apply(
+        self, ops: list[Op], result_ttl: int, via: Dedicated | None = None
+    ) -> list[int]:
+        """Apply state changes in one round trip (on `via` when given); per op 1 (claim held),
+        0 (lost) or 2 (a "start" whose job has a cancel request)."""
         k = self.keys
         keys = [k.processing, k.queue, k.delayed, k.dead, k.redeliveries]
         index: dict[str, int] = {}
@@ -146,6 +149,8 @@ class RedisQueue:
         # through as bytes; cjson copies string bytes without checking them.
         batch = json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
         args: list[bytes | int] = [result_ttl, batch.encode("utf-8", "surrogatepass")]
+        if via is not None:
+            return [int(h) for h in await via.run(self.scripts.apply, keys, args)]
         return [int(h) for h in await self.scripts.apply(keys=keys, args=args)]
 
     async def reap(self, crash_budget: int, full_scan: bool) -> tuple[int, int, int]:
