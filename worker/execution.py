@@ -207,10 +207,11 @@ class Executor:
         if job.enqueued_at is not None:
             waited = max(0.0, time.time() - job.enqueued_at)
             self.metrics.observe_wait(lane.name, job.workflow, waited)
-        log.info(
-            "job started",
-            extra={"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt},
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "job started",
+                extra={"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt},
+            )
         return held
 
     def _context(self, job: Job, lane: Lane) -> JobContext:
@@ -252,6 +253,8 @@ class Executor:
         self._log_end(outcome, running)
 
     def _log_end(self, outcome: Outcome, running: Running) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
         job = running.job
         log.info(
             "job finished",
