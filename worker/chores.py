@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -24,9 +25,10 @@ from worker.settings import Settings
 __all__ = ["Chores", "new_worker_id"]
 
 log = logging.getLogger("worker.chores")
-# Each wake of an idle process costs CPU; 5 s is fine-grained enough for a lag gauge and to
-# notice a stall of lease/3 (WORKER_LEASE_SECONDS >= 1 is validated; its default is 30).
-TICK = 5.0
+# Each wake of an idle process costs CPU: the ticker shares the heartbeat's wake-ups (the
+# default heartbeat interval, WORKER_LEASE_SECONDS / 3, is 10 s). Stalls of lease/3 are still
+# noticed: a late tick forces a heartbeat.
+TICK = 10.0
 FULL_SCAN_EVERY = 10
 PROMOTE_MIN_SLEEP = 0.02
 
@@ -67,6 +69,7 @@ class Chores:
         self._gauges_task: asyncio.Task[None] | None = None
         self._started = time.time()
         self._rounds = 0
+        self._phase = random.uniform(0, settings.heartbeat_interval)
 
     @property
     def lease_ms(self) -> int:
@@ -178,13 +181,26 @@ class Chores:
                 self._busy.discard(name)
             if self._stop.is_set():
                 return
+            delay = self._aligned(pause or 1.0)
             wake = self._wake.get(name)
             if wake is None:
-                await asyncio.sleep(pause or 1.0)
+                await asyncio.sleep(delay)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=pause or 1.0)
+                await asyncio.wait_for(wake.wait(), timeout=delay)
             wake.clear()
+
+    def _aligned(self, pause: float) -> float:
+        """Seconds until the next multiple of `pause` on this process's own phase, for a full
+        interval (at most `pause`); shorter pauses (a delayed job due soon) as they are.
+
+        Chores with the same interval then wake together: an idle process's CPU goes mostly
+        into wake-ups, so one wake-up for heartbeat, reap, promotion, cancel checks and the
+        ticker costs a fraction of five. The random phase keeps processes apart.
+        """
+        if pause < self.settings.heartbeat_interval:
+            return pause
+        return pause - (time.monotonic() - self._phase) % pause
 
     async def heartbeat(self) -> None:
         """Renew the lease on every lane; if one was lost, drop our jobs and register again."""
@@ -322,13 +338,17 @@ class Chores:
             m.oldest_age.labels(lane.name).set(stats.oldest_age)
         self._ok()
 
+    def _aligned_tick(self) -> float:
+        """Seconds until the ticker's next multiple of TICK on the chores' phase."""
+        return TICK - (time.monotonic() - self._phase) % TICK
+
     async def ticker(self) -> None:
         """Measure event-loop lag; a long stall (SIGSTOP, a blocking call) forces a heartbeat."""
         while not self._stop.is_set():
-            before = time.monotonic()
-            await asyncio.sleep(TICK)
+            due = time.monotonic() + self._aligned_tick()
+            await asyncio.sleep(due - time.monotonic())
             now = time.monotonic()
-            lag = max(0.0, now - before - TICK)
+            lag = max(0.0, now - due)
             self.last_tick = now
             self.metrics.set_all(self.metrics.loop_lag, lag)
             if lag > self.settings.lease_seconds / 3:

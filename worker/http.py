@@ -11,8 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 __all__ = ["Health", "create_app", "start_http"]
 
-# The ticker (chores.TICK) runs every 5 s; a tick older than this means the loop is stuck.
-STALE_TICK_SECONDS = 15.0
+# The ticker (chores.TICK) runs every 10 s; a tick older than this means the loop is stuck.
+STALE_TICK_SECONDS = 30.0
 
 
 @dataclass(slots=True)

@@ -14,6 +14,9 @@ from worker.settings import Settings
 
 __all__ = ["Outcome", "backoff_seconds", "dead_letter_entry", "failed", "invalid", "succeeded"]
 
+# One encoder for every result (json.dumps with options builds a new one per call).
+_encode_result = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
 MAX_TRACEBACK = 4000
 MAX_ERROR = 1000
 
@@ -60,7 +63,7 @@ def succeeded(token: str, job: Job, result: object, duration: float) -> Outcome:
         "attempt": str(job.attempt),
         "finished_at": unix_now(),
         "duration": f"{duration:.6f}",
-        "result": json.dumps(result, default=str, ensure_ascii=False),
+        "result": _encode_result(result),
         "error": "",
     }
     return Outcome(Op("done", token, job.id, status=status), "success")

@@ -13,6 +13,9 @@ from worker.scripts import Scripts
 
 __all__ = ["Claimed", "Op", "QueueStats", "RedisQueue", "as_text", "unix_now"]
 
+# json.dumps with options builds a new encoder per call; these run once per batch or job.
+_encode_batch = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 
 def unix_now() -> str:
     """Unix time as text: what status records and dead-letter entries store."""
@@ -147,7 +150,7 @@ class RedisQueue:
             )
         # Payloads and results may hold lone surrogates (valid JSON, not valid UTF-8): pass them
         # through as bytes; cjson copies string bytes without checking them.
-        batch = json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
+        batch = _encode_batch(encoded)
         args: list[bytes | int] = [result_ttl, batch.encode("utf-8", "surrogatepass")]
         if via is not None:
             return [int(h) for h in await via.run(self.scripts.apply, keys, args)]
