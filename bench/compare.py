@@ -16,9 +16,10 @@ Workloads, per system and per Redis latency (direct, then through bench/proxy.py
   memory      --inflight jobs of --hold seconds released at once into a fresh process with that
               concurrency (Celery prefork: at most --prefork-max processes): peak RSS (sum over
               the system's processes) and RSS per in-flight job.
-Then the production scenario once: --production-jobs workflows of 2-30 s on 2 workflow-worker
-processes in benchmark mode (WORKER_BENCHMARK_MODE=1) against Celery prefork with 18 processes:
-total CPU seconds and memory (sum of RSS, and of PSS, over all processes incl. Celery's parent).
+Then the production scenario, --production-runs times (medians compared): --production-jobs
+workflows of 2-30 s on 2 workflow-worker processes in benchmark mode (WORKER_BENCHMARK_MODE=1)
+against Celery prefork with 18 processes: total CPU seconds and memory (sum of RSS, and of PSS,
+over all processes incl. Celery's parent).
 
 Writes compare.md (tables, conditions, targets) and compare.png to --output-dir.
 """
@@ -433,6 +434,7 @@ class Usage:
     peak_pss_mib: float = 0.0
     idle_cpu_pct: float = 0.0
     error: str = ""
+    run: int = 0
 
     @property
     def cpu_above_idle(self) -> float:
@@ -534,16 +536,37 @@ def production_celery(url: str, sizes: argparse.Namespace, workdir: Path) -> Usa
 
 
 def production(url: str, sizes: argparse.Namespace, workdir: Path) -> list[Usage]:
+    """--production-runs rounds of (ours, Celery), alternating, so both see the same machine."""
     results = []
-    for name, run in ((OURS, production_ours), ("celery-prefork", production_celery)):
-        flush(url)
-        print(f"[production] {name} ...", flush=True)
-        try:
-            results.append(run(url, sizes, workdir))
-        except (WorkloadError, subprocess.TimeoutExpired, RuntimeError) as exc:
-            results.append(Usage(name, error=str(exc).strip().splitlines()[-1][:300]))
-            print(f"[production] {name} FAILED: {exc}", flush=True)
+    for n in range(1, sizes.production_runs + 1):
+        for name, run in ((OURS, production_ours), ("celery-prefork", production_celery)):
+            flush(url)
+            print(f"[production] {name} run {n} ...", flush=True)
+            try:
+                usage = run(url, sizes, workdir)
+            except (WorkloadError, subprocess.TimeoutExpired, RuntimeError) as exc:
+                usage = Usage(name, error=str(exc).strip().splitlines()[-1][:300])
+                print(f"[production] {name} FAILED: {exc}", flush=True)
+            usage.run = n
+            results.append(usage)
     return results
+
+
+def medians(usages: Sequence[Usage]) -> list[Usage]:
+    """One Usage per system, each figure the median over its runs (failed if any run failed)."""
+    out = []
+    for system in dict.fromkeys(u.name for u in usages):
+        runs = [u for u in usages if u.name == system]
+        failed = [u for u in runs if u.error]
+        if failed:
+            out.append(Usage(system, error=failed[0].error))
+            continue
+        med = Usage(system, processes=runs[0].processes)
+        for attr in ("wall", "cpu", "peak_rss_mib", "mean_rss_mib", "peak_pss_mib"):
+            setattr(med, attr, statistics.median(getattr(u, attr) for u in runs))
+        med.idle_cpu_pct = statistics.median(u.idle_cpu_pct for u in runs)
+        out.append(med)
+    return out
 
 
 # --- report --------------------------------------------------------------------------------
@@ -596,19 +619,21 @@ def ratio_table(rows: Sequence[Row]) -> list[str]:
 
 
 def production_table(usages: Sequence[Usage]) -> list[str]:
+    """Every run, then each system's medians (what the verdicts compare)."""
     lines = [
-        "| system | processes | wall (s) | CPU s total | idle CPU (% of a core) "
+        "| system | run | processes | wall (s) | CPU s total | idle CPU (% of a core) "
         "| CPU s above idle | peak RSS sum (MiB) | mean RSS sum (MiB) | peak PSS sum (MiB) |",
-        "| --- |" + " ---: |" * 8,
+        "| --- | --- |" + " ---: |" * 8,
     ]
-    for u in usages:
+    for u in [*usages, *medians(usages)]:
+        run = str(u.run) if u.run else "**median**"
         if u.error:
-            lines.append(f"| {u.name} | failed: {u.error} |" + " |" * 7)
+            lines.append(f"| {u.name} | {run} | failed: {u.error} |" + " |" * 7)
             continue
         lines.append(
-            f"| {u.name} | {u.processes} | {u.wall:.1f} | {u.cpu:.2f} | {u.idle_cpu_pct:.2f} "
-            f"| {u.cpu_above_idle:.2f} | {u.peak_rss_mib:.1f} | {u.mean_rss_mib:.1f} "
-            f"| {u.peak_pss_mib:.1f} |"
+            f"| {u.name} | {run} | {u.processes} | {u.wall:.1f} | {u.cpu:.3f} "
+            f"| {u.idle_cpu_pct:.3f} | {u.cpu_above_idle:.3f} | {u.peak_rss_mib:.1f} "
+            f"| {u.mean_rss_mib:.1f} | {u.peak_pss_mib:.1f} |"
         )
     return lines
 
@@ -641,10 +666,12 @@ def throughput_verdicts(rows: Sequence[Row], label: str) -> list[str]:
 
 
 def production_verdicts(usages: Sequence[Usage]) -> list[str]:
-    """Target 2: at least 4x less CPU and memory than Celery prefork in production."""
-    if len(usages) < 2 or any(u.error for u in usages):
+    """Target 2: at least 4x less CPU and memory than Celery prefork in production (medians
+    over the runs)."""
+    systems = medians(usages)
+    if len(systems) < 2 or any(u.error for u in systems):
         return ["- MISSED production scenario: a system failed, no comparison"]
-    ours, celery = usages
+    ours, celery = systems
     out = []
     above = celery.cpu_above_idle / ours.cpu_above_idle if ours.cpu_above_idle else math.inf
     for what, a, b in (
@@ -716,7 +743,7 @@ def production_panel(ax: object, usages: Sequence[Usage]) -> None:
     from matplotlib.axes import Axes
 
     assert isinstance(ax, Axes)
-    ok = [u for u in usages if not u.error]
+    ok = [u for u in medians(usages) if not u.error]
     metrics = [("CPU s total", "cpu"), ("peak RSS sum (MiB)", "peak_rss_mib")]
     width = 0.8 / max(len(ok), 1)
     for i, u in enumerate(ok):
@@ -732,7 +759,7 @@ def production_panel(ax: object, usages: Sequence[Usage]) -> None:
     ax.set_xticks([x + width * (len(ok) - 1) / 2 for x in range(len(metrics))])
     ax.set_xticklabels([m for m, _ in metrics], fontsize=8)
     ax.set_yscale("log")
-    ax.set_title("production scenario, loopback (lower is better)", fontsize=10)
+    ax.set_title("production scenario, medians, loopback (lower is better)", fontsize=10)
     ax.legend(fontsize=7)
 
 
@@ -753,6 +780,7 @@ QUICK = {
     "production_max": 0.6,
     "production_celery": 3,
     "production_idle": 1.0,
+    "production_runs": 1,
     "timeout": 60.0,
 }
 
@@ -782,6 +810,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     a("--production-workers", type=int, default=2, help="workflow-worker processes")
     a("--production-celery", type=int, default=18, help="Celery prefork processes")
     a("--production-idle", type=float, default=10.0, help="seconds of idle CPU sampling")
+    a("--production-runs", type=int, default=3, help="rounds of the scenario (medians)")
     a("--no-production", action="store_true")
     a("--timeout", type=float, default=180.0, help="per workload")
     a("--start-timeout", type=float, default=90.0, help="until a system runs its first jobs")
@@ -888,9 +917,13 @@ class Report:
             f"WORKER_BENCHMARK_MODE=1) against Celery prefork with {s.production_celery} "
             "processes (the task sleeps a uniform random time in the same range). CPU is "
             "counted from the push until the last job finished, over every process (Celery's "
-            "parent too); memory is sampled every 0.25 s. Idle CPU is measured over "
+            "parent too), as each thread's scheduler run time in nanoseconds "
+            "(/proc/PID/task/TID/schedstat; 10 ms ticks would round a quiet process's share "
+            "away); memory is sampled every 0.25 s. Idle CPU is measured over "
             f"{s.production_idle:g} s before the push; CPU above idle subtracts that rate over "
-            "the run's wall time (Celery needs longer: 18 slots for 100 jobs).",
+            "the run's wall time (Celery needs longer: 18 slots for 100 jobs). "
+            f"{s.production_runs} rounds, the two systems alternating; the targets compare "
+            "the medians.",
             "",
             *production_table(self.usages),
             "",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bench.compare import COLUMNS, SPECS
+from bench.compare import COLUMNS, SPECS, Usage, medians
 from bench.proxy import DelayProxy
 from tests.servers import RedisServer
 
@@ -43,8 +43,8 @@ def number(cell: str) -> float:
 
 
 def plausible(header: str, cell: str) -> bool:
-    """Finite, and positive; CPU may read 0: /proc counts it in 10 ms ticks, and a quick run's
-    I/O jobs or production window can use less than one tick."""
+    """Finite, and positive; CPU may read 0: without schedstat, /proc counts it in 10 ms ticks,
+    and a quick run's I/O jobs or production window can use less than one tick."""
     value = number(cell)
     if not math.isfinite(value):
         return False
@@ -83,10 +83,15 @@ def test_quick_comparison_reports_every_system_and_column(tmp_path: Path) -> Non
             c == "-" or plausible(h, c) for h, c in zip(ratio_header[1:], row[1:], strict=True)
         ), row
 
-    prod_header, production = table_rows(text, "| system | processes")
-    assert [r[0] for r in production] == ["workflow-worker", "celery-prefork x3"]
+    prod_header, production = table_rows(text, "| system | run | processes")
+    assert [r[:2] for r in production] == [
+        ["workflow-worker", "1"],
+        ["celery-prefork x3", "1"],
+        ["workflow-worker", "**median**"],
+        ["celery-prefork x3", "**median**"],
+    ]
     for row in production:
-        assert all(plausible(h, c) for h, c in zip(prod_header[1:], row[1:], strict=True)), row
+        assert all(plausible(h, c) for h, c in zip(prod_header[2:], row[2:], strict=True)), row
 
     assert "## Targets" in text
     assert "FAILED" not in done.stdout
@@ -124,3 +129,20 @@ def client_value(url: str, key: str) -> bytes | None:
         value = client.get(key)
     assert value is None or isinstance(value, bytes)
     return value
+
+
+def test_production_medians_take_each_figure_over_the_runs() -> None:
+    """Each system's production figures are medians over its runs; one failed run fails it."""
+    runs = [
+        Usage("a", processes=2, wall=30, cpu=0.10, peak_rss_mib=99, idle_cpu_pct=0.05, run=1),
+        Usage("b", processes=19, wall=90, cpu=0.50, peak_rss_mib=800, run=1),
+        Usage("a", processes=2, wall=31, cpu=0.14, peak_rss_mib=98, idle_cpu_pct=0.07, run=2),
+        Usage("b", error="timed out", run=2),
+        Usage("a", processes=2, wall=29, cpu=0.12, peak_rss_mib=100, idle_cpu_pct=0.06, run=3),
+    ]
+    a, b = medians(runs)
+    assert (a.name, a.processes, a.wall, a.cpu, a.peak_rss_mib) == ("a", 2, 30, 0.12, 99)
+    assert a.idle_cpu_pct == 0.06
+    assert a.run == 0
+    assert b.name == "b"
+    assert b.error == "timed out"
