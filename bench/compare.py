@@ -681,7 +681,7 @@ def production_verdicts(usages: Sequence[Usage]) -> list[str]:
     ):
         ratio = b / a if a else math.inf
         verdict = "met" if ratio >= 4 else "MISSED"
-        out.append(f"- {verdict} production {what}: Celery prefork / ours = {ratio:.1f}x (>= 4x)")
+        out.append(f"- {verdict} production {what}: Celery prefork / ours = {ratio:.2f}x (>= 4x)")
     out.append(
         f"- (not a target) production CPU above each system's idle use: Celery prefork / ours "
         f"= {above:.1f}x; idle: ours {ours.idle_cpu_pct:.2f}% of a core for "
