@@ -111,7 +111,7 @@ class Metrics:
         )
         self.loop_lag = Gauge(
             "workflow_event_loop_lag_seconds",
-            "How late the event loop's 0.5 s ticker last woke.",
+            "How late the event loop's 10 s ticker last woke.",
             q,
             registry=registry,
         )
