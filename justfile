@@ -43,6 +43,11 @@ fmt:
 bench *args:
     python -m bench.run {{ args }}
 
+# One worker with long jobs finishing seconds apart: idle CPU and wake-ups, CPU per lone job (about 2 min)
+[group('bench')]
+bench-sparse *args:
+    python -m bench.sparse {{ args }}
+
 # Side by side with Celery (prefork, threads), arq, SAQ and taskiq on one Redis (long; writes bench/results/)
 [group('bench')]
 bench-compare *args:
