@@ -115,7 +115,7 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def flush_logs() -> None:
-    """Flush buffered log lines (called periodically by the worker, and at exit)."""
+    """Flush buffered log lines now (at exit; otherwise a line flushes within its interval)."""
     for handler in logging.getLogger().handlers:
         with contextlib.suppress(OSError, ValueError):
             handler.flush()
