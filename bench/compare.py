@@ -562,9 +562,8 @@ def medians(usages: Sequence[Usage]) -> list[Usage]:
             out.append(Usage(system, error=failed[0].error))
             continue
         med = Usage(system, processes=runs[0].processes)
-        for attr in ("wall", "cpu", "peak_rss_mib", "mean_rss_mib", "peak_pss_mib"):
+        for attr in ("wall", "cpu", "peak_rss_mib", "mean_rss_mib", "peak_pss_mib", "idle_cpu_pct"):
             setattr(med, attr, statistics.median(getattr(u, attr) for u in runs))
-        med.idle_cpu_pct = statistics.median(u.idle_cpu_pct for u in runs)
         out.append(med)
     return out
 

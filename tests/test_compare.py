@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bench.compare import COLUMNS, SPECS, Usage, medians
+from bench.compare import COLUMNS, SPECS, Usage, medians, ping_rtt_ms
 from bench.proxy import DelayProxy
 from tests.servers import RedisServer
 
@@ -98,21 +98,12 @@ def test_quick_comparison_reports_every_system_and_column(tmp_path: Path) -> Non
     assert (out / "compare.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def ping_ms(url: str, count: int = 50) -> float:
-    with redis.Redis.from_url(url) as client:
-        client.ping()
-        start = time.perf_counter()
-        for _ in range(count):
-            client.ping()
-        return (time.perf_counter() - start) / count * 1000
-
-
 def test_proxy_adds_its_delay_in_each_direction(tmp_path: Path) -> None:
     """A PING through the proxy with 2 ms each way takes at least 4 ms more than a direct one,
     and pipelined commands are delayed once, not once each."""
     with RedisServer(tmp_path / "redis") as server, DelayProxy(server.port, 2.0) as proxy:
-        direct = ping_ms(server.url)
-        proxied = ping_ms(proxy.url)
+        direct = ping_rtt_ms(server.url, count=50)
+        proxied = ping_rtt_ms(proxy.url, count=50)
         assert proxied - direct >= 4.0 * 0.95, (direct, proxied)
         with redis.Redis.from_url(proxy.url) as client, client.pipeline() as pipe:
             for i in range(200):
