@@ -811,6 +811,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     a("--production-idle", type=float, default=10.0, help="seconds of idle CPU sampling")
     a("--production-runs", type=int, default=3, help="rounds of the scenario (medians)")
     a("--no-production", action="store_true")
+    a(
+        "--production-only",
+        action="store_true",
+        help="only the production scenario (about 8 minutes); writes production.md, no chart",
+    )
     a("--timeout", type=float, default=180.0, help="per workload")
     a("--start-timeout", type=float, default=90.0, help="until a system runs its first jobs")
     a("--skip-install", action="store_true", help="do not run scripts/install-peers.sh")
@@ -822,6 +827,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     sizes.production_timeout = sizes.production_max * (
         sizes.production_jobs / min(sizes.production_jobs, sizes.production_celery) + 2
     )
+    if sizes.production_only and sizes.no_production:
+        p.error("--production-only and --no-production exclude each other")
+    if sizes.production_only:
+        sizes.systems = f"{OURS},celery-prefork"
     unknown = set(sizes.systems.split(",")) - set(SPEC_BY_NAME)
     if unknown:
         p.error(f"unknown systems: {', '.join(sorted(unknown))}")
@@ -891,13 +900,16 @@ class Report:
             "",
             "Versions: " + "; ".join(f"{k}: {v}" for k, v in self.versions.items()) + ".",
             "",
-            f"Sizes: concurrency {s.concurrency} per system (Celery prefork: processes); "
-            f"no-op: {s.noop} jobs; I/O: {s.io_rounds * s.concurrency} x {s.io_seconds:g} s "
-            f"(ideal {s.io_rounds * s.io_seconds:g} s); memory: {s.inflight} x {s.hold:g} s jobs "
-            f"in flight (Celery prefork capped at {s.prefork_max} processes); pickup: "
-            f"{s.latency_jobs} jobs enqueued one at a time at {s.latency_rate:g}/s.",
-            "",
         ]
+        if self.results:
+            lines += [
+                f"Sizes: concurrency {s.concurrency} per system (Celery prefork: processes); "
+                f"no-op: {s.noop} jobs; I/O: {s.io_rounds * s.concurrency} x {s.io_seconds:g} s "
+                f"(ideal {s.io_rounds * s.io_seconds:g} s); memory: {s.inflight} x {s.hold:g} s "
+                f"jobs in flight (Celery prefork capped at {s.prefork_max} processes); pickup: "
+                f"{s.latency_jobs} jobs enqueued one at a time at {s.latency_rate:g}/s.",
+                "",
+            ]
         for label, rows in self.results:
             lines += [f"## {label}", "", *value_table(rows), "", *ratio_table(rows), ""]
             lines += [f"- {r.name} failed: {r.error}" for r in rows if r.error]
@@ -985,8 +997,9 @@ def run_all(sizes: argparse.Namespace, names: Sequence[str], tmp: Path) -> Repor
         )
         report.rtts["direct"] = ping_rtt_ms(server.url)
         label = f"Redis on loopback (PING {report.rtts['direct']:.2f} ms)"
-        report.results.append((label, run_latency(label, names, server.url, sizes, tmp)))
-        if sizes.added_rtt_ms > 0:
+        if not sizes.production_only:
+            report.results.append((label, run_latency(label, names, server.url, sizes, tmp)))
+        if sizes.added_rtt_ms > 0 and not sizes.production_only:
             with DelayProxy(server.port, sizes.added_rtt_ms / 2) as proxy:
                 report.rtts["proxied"] = ping_rtt_ms(proxy.url)
                 label = (
@@ -1013,6 +1026,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.minutes = (time.monotonic() - t0) / 60
     sizes.output_dir.mkdir(parents=True, exist_ok=True)
     text = report.markdown()
+    if sizes.production_only:
+        (sizes.output_dir / "production.md").write_text(text)
+        print(text)
+        print(f"wrote {sizes.output_dir / 'production.md'}", flush=True)
+        return 0
     (sizes.output_dir / "compare.md").write_text(text)
     chart(report.results, report.usages, sizes.output_dir / "compare.png")
     print(text)

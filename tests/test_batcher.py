@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
+import uvloop
 from prometheus_client import CollectorRegistry
 
+from tests.servers import RedisServer
 from worker.batcher import Batcher
 from worker.metrics import Metrics
-from worker.queue import Op, RedisQueue
+from worker.queue import Claimed, Op, RedisQueue
 
 Q = "workflow:queue"
 
@@ -84,3 +90,145 @@ async def test_updates_land_after_a_script_flush_and_a_killed_connection(
     )
     assert not errors, "a dropped idle connection is replaced without an error"
     await batcher.close()
+
+
+Runner = Callable[[Coroutine[Any, Any, None]], None]
+LOOPS: dict[str, Runner] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Each scenario below on the standard loop and on uvloop, the worker's loop."""
+    return LOOPS[request.param]
+
+
+async def claimed_jobs(client: aioredis.Redis, count: int) -> tuple[RedisQueue, list[Claimed]]:
+    queue = RedisQueue(client, Q)
+    await queue.register("w", 60_000, {})
+    await client.lpush(Q, *[f'{{"workflow":"w","id":"j{i}"}}' for i in range(count)])
+    claimed = await queue.claim("w", count, 0)
+    assert claimed is not None
+    return queue, claimed
+
+
+def done(item: Claimed, n: int) -> Op:
+    return Op("done", item.token, f"j{n}", status={"state": "success"})
+
+
+def test_ops_queued_while_a_batch_is_on_the_wire_go_out_together(
+    redis_url: str, run: Runner
+) -> None:
+    """A lone op is written at once; the 99 queued behind it while it is in flight are applied
+    in one more script call, not 99."""
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        queue, claimed = await claimed_jobs(client, 101)
+        batcher = Batcher(queue, Metrics(CollectorRegistry(), Q), 60)
+        batcher.start()
+        assert await asyncio.wait_for(batcher.submit(done(claimed[0], 0)), 10) == 1
+        await client.config_resetstat()
+        rest = [batcher.submit(done(c, n)) for n, c in enumerate(claimed[1:], 1)]
+        assert await asyncio.wait_for(asyncio.gather(*rest), 10) == [1] * 100
+        stats = await client.info("commandstats")
+        assert stats["cmdstat_evalsha"]["calls"] == 2
+        assert await client.hlen(queue.keys.processing) == 0
+        await batcher.close()
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_a_failing_continuation_leaves_the_others_running(redis_url: str, run: Runner) -> None:
+    """An op's continuation that raises is logged; its batch-mates' continuations still run."""
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        queue, claimed = await claimed_jobs(client, 2)
+        batcher = Batcher(queue, Metrics(CollectorRegistry(), Q), 60)
+        batcher.start()
+        results: list[int] = []
+
+        def broken(_held: int) -> None:
+            raise RuntimeError("continuation bug")
+
+        batcher.store(done(claimed[0], 0), broken)
+        batcher.store(done(claimed[1], 1), results.append)
+        await asyncio.wait_for(batcher.flush(), 10)
+        assert results == [1]
+        await batcher.close()
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_updates_wait_for_redis_to_come_back_and_then_land(tmp_path: Path, run: Runner) -> None:
+    """With the server down, an update is retried with backoff (counted as a Redis error) and
+    lands once the server is back; nothing is dropped."""
+    server = RedisServer(tmp_path / "redis", appendonly=True)
+    server.start()
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(server.url)
+        queue, claimed = await claimed_jobs(client, 2)
+        registry = CollectorRegistry()
+        batcher = Batcher(queue, Metrics(registry, Q), 60)
+        batcher.start()
+        assert await asyncio.wait_for(batcher.submit(done(claimed[0], 0)), 10) == 1
+        server.stop()
+        later = batcher.submit(done(claimed[1], 1))
+        await asyncio.sleep(1.0)
+        assert not later.done()
+        server.start()
+        assert await asyncio.wait_for(later, 15) == 1
+        assert await client.hget(queue.keys.job("j1"), "state") == b"success"
+        errors = registry.get_sample_value(
+            "workflow_redis_errors_total", {"queue": Q, "operation": "apply"}
+        )
+        assert errors is not None
+        assert errors >= 1
+        await batcher.close()
+        await client.aclose()
+
+    try:
+        run(scenario())
+    finally:
+        server.stop()
+
+
+class _Wrapped:
+    """A stream writer behind a wrapper: what a future redis-py might hold instead."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+class _OtherLayout(aioredis.Connection):
+    async def _connect(self) -> None:
+        await super()._connect()  # type: ignore[no-untyped-call]
+        self._writer = _Wrapped(self._writer)  # type: ignore[assignment]
+
+
+def test_a_connection_that_cannot_be_taken_over_falls_back_to_the_client(
+    redis_url: str, run: Runner
+) -> None:
+    """If redis-py's connection is not laid out as expected, updates go through the client
+    (after one counted retry) instead of waiting forever."""
+
+    async def scenario() -> None:
+        pool = aioredis.ConnectionPool.from_url(redis_url, connection_class=_OtherLayout)
+        client = aioredis.Redis(connection_pool=pool)
+        queue, claimed = await claimed_jobs(client, 2)
+        batcher = Batcher(queue, Metrics(CollectorRegistry(), Q), 60)
+        batcher.start()
+        results = [batcher.submit(done(c, n)) for n, c in enumerate(claimed)]
+        assert await asyncio.wait_for(asyncio.gather(*results), 10) == [1, 1]
+        assert await client.hlen(queue.keys.processing) == 0
+        await batcher.close()
+        await client.aclose()
+        await pool.disconnect()
+
+    run(scenario())

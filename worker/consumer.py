@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -50,9 +49,13 @@ class Consumer:
         self._seq = 0
         self._round = 0
         self._slot_freed = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._stop = asyncio.Event()
         self.lease_lost = asyncio.Event()
         self.claiming = False
+        for lane in lanes:
+            metrics.track_active(lane.name, lane.running_jobs)
 
     @property
     def capacity(self) -> int:
@@ -138,10 +141,10 @@ class Consumer:
         self._stop.set()
 
     def _start(self, lane: Lane, item: Claimed) -> None:
-        running = self.running[item.token] = Running(item.token, lane)
+        running = self.running[item.token] = Running(item.token, lane, self._end)
         running.task = asyncio.create_task(self._process(item, running))
         lane.active += 1
-        self.metrics.set_active(lane.name, lane.active)
+        self._idle.clear()
 
     async def _process(self, item: Claimed, running: Running) -> None:
         try:
@@ -150,11 +153,16 @@ class Consumer:
             # A bug in bookkeeping must not leak the slot; the job stays claimed and a later
             # reap (after this worker exits) re-delivers it.
             log.exception("internal error while handling a job", extra={"token": item.token})
-        finally:
-            self.running.pop(item.token, None)
-            running.lane.active -= 1
-            self.metrics.set_active(running.lane.name, running.lane.active)
-            self._slot_freed.set()
+            running.end()
+
+    def _end(self, running: Running) -> None:
+        """A job's slot is free: its outcome is stored (or it had none)."""
+        if self.running.pop(running.token, None) is None:
+            return
+        running.lane.active -= 1
+        self._slot_freed.set()
+        if not self.running:
+            self._idle.set()
 
     # -- cancelling and stopping ------------------------------------------------------------
 
@@ -171,12 +179,11 @@ class Consumer:
             running.interrupt(reason)
 
     async def wait_idle(self, timeout: float | None) -> bool:
-        """Wait until no job runs; False if `timeout` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.running:
-            tasks = [r.task for r in self.running.values() if r.task is not None]
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if left == 0.0:
-                return False
-            await asyncio.wait(tasks, timeout=left)
+        """Wait until no job runs and every outcome is stored; False if `timeout` passed first."""
+        if not self.running:
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
         return True

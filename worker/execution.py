@@ -1,9 +1,15 @@
-"""One claimed job, start to end: decode, rate limit, start record, run, outcome, record."""
+"""One claimed job, start to end: decode, rate limit, start record, run, outcome, record.
+
+The job's task ends once its outcome is handed to the batcher; what follows the store (metrics,
+the log line, freeing the slot) runs as the batcher's continuation when the reply arrives. A
+lone finished job then costs the event loop two wake-ups, its own and the reply's, not three.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -20,12 +26,15 @@ from worker.lane import Lane
 from worker.metrics import Metrics
 from worker.outcome import Outcome, failed, invalid, succeeded
 from worker.queue import Claimed, Op, unix_now
+from worker.ratelimit import RateLimiter
 from worker.settings import Settings
 
 __all__ = ["Executor", "Running"]
 
 log = logging.getLogger("worker.jobs")
 UNKNOWN = "_unknown"
+# The stop reason of an attempt that ran past its timeout.
+TIMED_OUT = "timeout"
 
 
 class JobTimeout(TimeoutError):
@@ -34,10 +43,11 @@ class JobTimeout(TimeoutError):
 
 @dataclass(slots=True)
 class Running:
-    """A claimed job this process is handling."""
+    """A claimed job this process is handling, until its outcome is stored (`end`)."""
 
     token: str
     lane: Lane
+    on_end: Callable[[Running], None]
     task: asyncio.Task[None] | None = None
     job: Job | None = None
     in_workflow: bool = False
@@ -46,11 +56,17 @@ class Running:
     started: float = field(default_factory=time.monotonic)
 
     def interrupt(self, reason: str) -> None:
-        """Cancel the workflow (never the bookkeeping around it) and remember why."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
+        """Cancel the workflow (never the bookkeeping around it) and remember why; the first
+        reason wins."""
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
         if self.in_workflow and self.task is not None:
             self.task.cancel()
+
+    def end(self) -> None:
+        """Give the slot back: the outcome is stored, or there is none to store."""
+        self.on_end(self)
 
 
 class Executor:
@@ -72,19 +88,45 @@ class Executor:
         # Called when this worker puts a job in a delayed set (retry, rate limit), so the
         # promoter wakes for it instead of waiting for its fallback timer.
         self.on_due: Callable[[], None] = lambda: None
+        # Limit releases in flight (a task needs a reference until it ends).
+        self._releasing: set[asyncio.Task[None]] = set()
 
     async def run(self, item: Claimed, running: Running) -> None:
-        """Handle one job and store its outcome (or leave it claimed if the claim was lost)."""
+        """Handle one job up to handing its outcome to the batcher; `running.end()` follows
+        once the outcome is stored (at once when there is none: the claim was lost)."""
         try:
             outcome = await self._attempt(item, running)
-            if outcome is not None:
-                await self._record(outcome, running)
+        except BaseException:
+            self._finish(running)
+            raise
+        if outcome is None:
+            self._finish(running)
+            return
+        job = running.job
+        if job is not None and outcome.status != "deferred":
+            outcome.op.unique_key = str(job.extra.get("unique_key") or "")
+            outcome.op.cancellable = not job.generated_id
+        running.lane.batcher.store(outcome.op, functools.partial(self._stored, outcome, running))
+
+    def _finish(self, running: Running) -> None:
+        """Release the job's fleet-wide limit, if it holds one, then its slot."""
+        job, limiter = running.job, running.lane.limiter
+        if running.admitted and job is not None and limiter is not None:
+            running.admitted = False
+            task = asyncio.create_task(self._release(limiter, job.workflow, running))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+            return
+        running.end()
+
+    @staticmethod
+    async def _release(limiter: RateLimiter, workflow: str, running: Running) -> None:
+        try:
+            # A lost release heals itself: the limiter purges holders whose claim is gone.
+            with contextlib.suppress(RedisError, OSError):
+                await limiter.release(workflow, running.token)
         finally:
-            job, limiter = running.job, running.lane.limiter
-            if running.admitted and job is not None and limiter is not None:
-                # A lost release heals itself: the limiter purges holders whose claim is gone.
-                with contextlib.suppress(RedisError, OSError):
-                    await limiter.release(job.workflow, running.token)
+            running.end()
 
     def _lookup(self, job: Job) -> Callable[..., Awaitable[Any]] | None:
         if self.settings.benchmark_mode:
@@ -152,25 +194,29 @@ class Executor:
         self, func: Callable[..., Awaitable[Any]], job: Job, running: Running
     ) -> tuple[Any] | BaseException | None:
         """Run the workflow: (result,), the exception it raised, or None if we interrupted it."""
+        if running.stop_reason is not None:
+            return None  # interrupted while its start was being recorded
         timeout = job.timeout or self.settings.job_timeout
+        # The timeout is an interrupt like the others: one timer handle per job, where
+        # asyncio.timeout() would add a context manager's worth of Python around it.
+        loop = asyncio.get_running_loop()
+        expiry = loop.call_at(loop.time() + timeout, running.interrupt, TIMED_OUT)
         running.in_workflow = True
         try:
-            async with asyncio.timeout(timeout) as scope:
-                return (await func(job.payload, self._context(job, running.lane)),)
+            return (await func(job.payload, self._context(job, running.lane)),)
         except asyncio.CancelledError:
             if running.stop_reason is None or running.task is None:
                 raise
-            # Our own interrupt (drain deadline, cancel request, lost lease), not a task cancel:
-            # undo it so the bookkeeping that follows runs normally.
+            # Our own interrupt (timeout, drain deadline, cancel request, lost lease), not a
+            # task cancel: undo it so the bookkeeping that follows runs normally.
             running.task.uncancel()
-            return None
-        except TimeoutError as exc:
-            if scope.expired():
+            if running.stop_reason == TIMED_OUT:
                 return JobTimeout(f"timed out after {timeout:g}s")
-            return exc
+            return None
         except Exception as exc:
             return exc
         finally:
+            expiry.cancel()
             running.in_workflow = False
 
     def _interrupted(self, running: Running, job: Job) -> Outcome | None:
@@ -227,12 +273,15 @@ class Executor:
             redis=lane.queue.client,
         )
 
-    async def _record(self, outcome: Outcome, running: Running) -> None:
+    def _stored(self, outcome: Outcome, running: Running, held: int) -> None:
+        """The batcher's continuation once the outcome is applied: count, log, free the slot."""
+        try:
+            self._count(outcome, running, held)
+        finally:
+            self._finish(running)
+
+    def _count(self, outcome: Outcome, running: Running, held: int) -> None:
         job, lane = running.job, running.lane
-        if job is not None and outcome.status != "deferred":
-            outcome.op.unique_key = str(job.extra.get("unique_key") or "")
-            outcome.op.cancellable = not job.generated_id
-        held = await lane.batcher.submit(outcome.op)
         if held and outcome.op.kind in ("retry", "defer"):
             self.on_due()
         known = job is not None and (self.settings.benchmark_mode or job.workflow in self.registry)

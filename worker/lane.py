@@ -30,6 +30,10 @@ class Lane:
     limiter: RateLimiter | None = None
     active: int = 0
 
+    def running_jobs(self) -> int:
+        """How many of this lane's jobs hold a slot (the active gauge reads it at scrape)."""
+        return self.active
+
 
 def claim_order(lanes: list[Lane], claim_round: int, fairness: int) -> list[Lane]:
     """Lanes in priority order, reversed on every `fairness`-th round (0: never)."""

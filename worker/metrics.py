@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -154,8 +155,9 @@ class Metrics:
     def observe_wait(self, queue: str, workflow: str, seconds: float) -> None:
         self._child(self.wait, queue, workflow).observe(seconds)
 
-    def set_active(self, queue: str, count: int) -> None:
-        self._child(self.active, queue).set(count)
+    def track_active(self, queue: str, count: Callable[[], int]) -> None:
+        """Report `count()` as the queue's running jobs, read at each scrape (not per job)."""
+        self._child(self.active, queue).set_function(count)
 
     def set_all(self, gauge: Any, value: float) -> None:
         """Set a per-process gauge under every queue label this worker serves."""

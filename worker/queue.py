@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.connection import Dedicated
+import hiredis
+
 from worker.keys import QueueKeys
 from worker.scripts import Scripts
 
@@ -124,11 +125,23 @@ class RedisQueue:
         )
         return moved is not None
 
-    async def apply(
-        self, ops: list[Op], result_ttl: int, via: Dedicated | None = None
-    ) -> list[int]:
-        """Apply state changes in one round trip (on `via` when given); per op 1 (claim held),
-        0 (lost) or 2 (a "start" whose job has a cancel request)."""
+    async def apply(self, ops: list[Op], result_ttl: int) -> list[int]:
+        """Apply state changes in one round trip; per op 1 (claim held), 0 (lost) or 2 (a
+        "start" whose job has a cancel request)."""
+        keys, args = self._apply_args(ops, result_ttl)
+        return [int(h) for h in await self.scripts.apply(keys=keys, args=args)]
+
+    def apply_command(self, ops: list[Op], result_ttl: int) -> bytes:
+        """The same as `apply`, as one packed EVALSHA for a connection of one's own (the
+        reply is the list `apply` returns, as integers)."""
+        keys, args = self._apply_args(ops, result_ttl)
+        return _pack("EVALSHA", self.scripts.apply.sha, len(keys), *keys, *args)
+
+    def apply_load_command(self) -> bytes:
+        """SCRIPT LOAD of the apply script, for a connection whose server lost it."""
+        return _pack("SCRIPT", "LOAD", self.scripts.apply.script)
+
+    def _apply_args(self, ops: list[Op], result_ttl: int) -> tuple[list[str], list[bytes | int]]:
         k = self.keys
         keys = [k.processing, k.queue, k.delayed, k.dead, k.redeliveries]
         index: dict[str, int] = {}
@@ -151,10 +164,7 @@ class RedisQueue:
         # Payloads and results may hold lone surrogates (valid JSON, not valid UTF-8): pass them
         # through as bytes; cjson copies string bytes without checking them.
         batch = _encode_batch(encoded)
-        args: list[bytes | int] = [result_ttl, batch.encode("utf-8", "surrogatepass")]
-        if via is not None:
-            return [int(h) for h in await via.run(self.scripts.apply, keys, args)]
-        return [int(h) for h in await self.scripts.apply(keys=keys, args=args)]
+        return keys, [result_ttl, batch.encode("utf-8", "surrogatepass")]
 
     async def reap(self, crash_budget: int, full_scan: bool) -> tuple[int, int, int]:
         """Take back dead workers' jobs: (re-delivered, dead-lettered, workers removed)."""
@@ -210,6 +220,12 @@ class RedisQueue:
             except ValueError:
                 out[as_text(wid)] = {}
         return out
+
+
+def _pack(*parts: Any) -> bytes:
+    """One command in the Redis protocol (hiredis's type stub admits one-element tuples only)."""
+    packed: bytes = hiredis.pack_command(parts)
+    return packed
 
 
 def _age(raw: bytes | None) -> float:
