@@ -4,12 +4,13 @@ Under load many jobs finish while one batch is in flight; the next batch carries
 a job costs a fraction of a round trip. When Redis is down, pending changes stay queued and are
 retried with backoff until they land: a finished job is never forgotten.
 
-Two paths share the queue of pending ops. The fast one has no task of its own: an op is
-written at once when no batch is in flight, and the reply's callback (`ScriptLine`) runs each
-op's continuation and writes the next batch with whatever queued up meanwhile. Anything
-unusual (no connection yet, a lost or late reply, an error reply, an op Redis refuses) hands
-the queue to a recovery task, which applies batches one by one with backoff, isolates a bad
-op, reloads a flushed script, and gives the queue back to the fast path once it is empty.
+Two paths share the queue of pending ops. The fast one has no task of its own: when no batch
+is in flight, the ops of one loop iteration are written together right after it (a callback,
+not a task), and the reply's callback (`ScriptLine`) runs each op's continuation and writes
+the next batch with whatever queued up meanwhile. Anything unusual (no connection yet, a lost
+or late reply, an error reply, an op Redis refuses) hands the queue to a recovery task, which
+applies batches one by one with backoff, isolates a bad op, reloads a flushed script, and
+gives the queue back to the fast path once it is empty.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class Batcher:
         self._line = ScriptLine(queue.client, SOCKET_TIMEOUT)
         # Ops at the head of _pending that are on the wire (fast path); 0 when none is.
         self._sending = 0
+        # A write of the pending ops is scheduled for the end of this loop iteration.
+        self._due = False
         self._recovery: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -98,7 +101,15 @@ class Batcher:
     def _add(self, op: Op, then: Then | None) -> None:
         self._pending.append((op, then))
         self._submitted += 1
-        if not self._sending and self._recovery is None:
+        if not self._sending and self._recovery is None and not self._due:
+            # Written after the current callbacks, so the ops of jobs that start or finish in
+            # the same loop iteration (a claim's worth of starts) leave in one batch.
+            self._due = True
+            asyncio.get_running_loop().call_soon(self._send_due)
+
+    def _send_due(self) -> None:
+        self._due = False
+        if self._pending and not self._sending and self._recovery is None:
             self._send()
 
     def _send(self) -> None:
