@@ -10,7 +10,7 @@ comparison:
   sparse    --jobs jobs of --min to --max seconds pushed at once: CPU and context switches per
             job, above the idle rate over the same time.
 
-CPU is each thread's scheduler run time in nanoseconds (see `bench.compare.tree_cpu`).
+CPU is each thread's scheduler run time in nanoseconds (see `bench.procstat.tree_cpu`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import redis
 
-from bench.compare import tree_cpu
+from bench.procstat import tree_cpu
 from worker.client import JobSpec, SyncClient
 from worker.devstack import RedisServer, WorkerProcess, worker_environment
 from worker.keys import QueueKeys
