@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+import uvloop
 
 from tests.servers import RedisServer
 from worker import devstack
@@ -25,6 +26,18 @@ from worker.context import WorkflowRegistry
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# Runs a scenario coroutine to its end on one event loop.
+Runner = Callable[[Coroutine[Any, Any, None]], None]
+LOOPS: dict[str, Runner] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> Runner:
+    """The test runs twice: its scenario on the standard asyncio loop, then on uvloop (the
+    worker's loop), whose transports are different classes."""
+    return LOOPS[request.param]
 
 
 @pytest.fixture(scope="session")

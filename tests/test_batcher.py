@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
-import uvloop
 from prometheus_client import CollectorRegistry
 
+from tests.conftest import Runner
 from tests.servers import RedisServer
 from worker.batcher import Batcher
 from worker.metrics import Metrics
@@ -90,16 +88,6 @@ async def test_updates_land_after_a_script_flush_and_a_killed_connection(
     )
     assert not errors, "a dropped idle connection is replaced without an error"
     await batcher.close()
-
-
-Runner = Callable[[Coroutine[Any, Any, None]], None]
-LOOPS: dict[str, Runner] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Runner:
-    """Each scenario below on the standard loop and on uvloop, the worker's loop."""
-    return LOOPS[request.param]
 
 
 async def claimed_jobs(client: aioredis.Redis, count: int) -> tuple[RedisQueue, list[Claimed]]:

@@ -10,27 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator
 
 import hiredis
 import pytest
 import redis.asyncio as aioredis
-import uvloop
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tests.conftest import Runner
 from worker.scriptline import Reply, ScriptLine
-
-Runner = Callable[[Coroutine[Any, Any, None]], None]
-LOOPS: dict[str, Runner] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Runner:
-    return LOOPS[request.param]
 
 
 def cmd(*parts: str | int) -> bytes:
