@@ -58,11 +58,7 @@ async def test_updates_land_after_a_script_flush_and_a_killed_connection(
     aredis: aioredis.Redis,
 ) -> None:
     """The batcher's own connection reloads a flushed script and replaces a killed socket."""
-    queue = RedisQueue(aredis, Q)
-    await queue.register("w", 60_000, {})
-    await aredis.lpush(Q, *[f'{{"workflow":"w","id":"j{i}"}}' for i in range(3)])
-    claimed = await queue.claim("w", 3, 0)
-    assert claimed is not None
+    queue, claimed = await claimed_jobs(aredis, 3)
     registry = CollectorRegistry()
     batcher = Batcher(queue, Metrics(registry, Q), 60)
     batcher.start()

@@ -150,10 +150,8 @@ class Consumer:
         try:
             await self.executor.run(item, running)
         except Exception:
-            # A bug in bookkeeping must not leak the slot; the job stays claimed and a later
-            # reap (after this worker exits) re-delivers it.
+            # The executor has given the slot back already (see Executor.run).
             log.exception("internal error while handling a job", extra={"token": item.token})
-            running.end()
 
     def _end(self, running: Running) -> None:
         """A job's slot is free: its outcome is stored (or it had none)."""

@@ -96,17 +96,20 @@ class Executor:
         once the outcome is stored (at once when there is none: the claim was lost)."""
         try:
             outcome = await self._attempt(item, running)
+            if outcome is not None:
+                job = running.job
+                if job is not None and outcome.status != "deferred":
+                    outcome.op.unique_key = str(job.extra.get("unique_key") or "")
+                    outcome.op.cancellable = not job.generated_id
+                continuation = functools.partial(self._stored, outcome, running)
+                running.lane.batcher.store(outcome.op, continuation)
+                return
         except BaseException:
+            # A bug in bookkeeping must not leak the slot (nor the limit): the job stays
+            # claimed and a later reap (after this worker exits) re-delivers it.
             self._finish(running)
             raise
-        if outcome is None:
-            self._finish(running)
-            return
-        job = running.job
-        if job is not None and outcome.status != "deferred":
-            outcome.op.unique_key = str(job.extra.get("unique_key") or "")
-            outcome.op.cancellable = not job.generated_id
-        running.lane.batcher.store(outcome.op, functools.partial(self._stored, outcome, running))
+        self._finish(running)
 
     def _finish(self, running: Running) -> None:
         """Release the job's fleet-wide limit, if it holds one, then its slot."""
