@@ -33,7 +33,7 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY worker/ worker/
+COPY workflow_worker/ workflow_worker/
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && pip install /wheels/*.whl
 

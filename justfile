@@ -9,7 +9,7 @@ default:
 # Start an embedded Redis (unless REDIS_URL is set), 2 workers in benchmark mode, push 200 jobs, watch them finish
 [group('demo')]
 demo jobs="200" workers="2":
-    python -m worker.demo --jobs {{ jobs }} --workers {{ workers }}
+    python -m workflow_worker.local.demo --jobs {{ jobs }} --workers {{ workers }}
 
 # Install the engines the tests drive (helm, prometheus, promtool, checkov) into .tools/
 [group('dev')]
@@ -19,7 +19,7 @@ tools:
 # Lint, type-check and run the whole test suite (what CI runs)
 [group('dev')]
 test *args: tools lint typecheck
-    python -m pytest {{ args }}
+    python -m pytest -n 4 --dist worksteal {{ args }}
 
 # ruff lint and format check
 [group('dev')]

@@ -28,10 +28,10 @@ from typing import Any
 import redis
 
 from bench.chaos_flows import RECORD_PREFIX
-from worker.client import JobSpec, SyncClient
-from worker.devstack import RedisServer, WorkerProcess, worker_environment
-from worker.keys import QueueKeys
-from worker.settings import Settings
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.local.devstack import RedisServer, WorkerProcess, worker_environment
+from workflow_worker.producer.client import JobSpec, SyncClient
+from workflow_worker.settings import Settings
 
 QUEUE = "chaos:queue"
 KEYS = QueueKeys.for_queue(QUEUE)

@@ -18,8 +18,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from worker.builtin import WORKFLOWS as BUILTIN
-from worker.context import JobContext, WorkflowRegistry
+from workflow_worker.builtin import WORKFLOWS as BUILTIN
+from workflow_worker.workflows.context import JobContext, WorkflowRegistry
 
 __all__ = ["RECORD_PREFIX", "WORKFLOWS"]
 

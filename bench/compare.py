@@ -47,10 +47,10 @@ import redis
 from bench.peers.common import STAMPS_ENV, StampReader
 from bench.procstat import process_tree, tree_cpu, tree_memory
 from bench.proxy import DelayProxy
-from worker.client import JobSpec, SyncClient
-from worker.devstack import RedisServer, WorkerProcess, worker_environment
-from worker.keys import QueueKeys
-from worker.settings import Settings
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.local.devstack import RedisServer, WorkerProcess, worker_environment
+from workflow_worker.producer.client import JobSpec, SyncClient
+from workflow_worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_VENVS = ROOT / ".venv-peers"

@@ -28,10 +28,10 @@ from pathlib import Path
 import redis
 
 from bench.procstat import tree_cpu
-from worker.client import JobSpec, SyncClient
-from worker.devstack import RedisServer, WorkerProcess, worker_environment
-from worker.keys import QueueKeys
-from worker.settings import Settings
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.local.devstack import RedisServer, WorkerProcess, worker_environment
+from workflow_worker.producer.client import JobSpec, SyncClient
+from workflow_worker.settings import Settings
 
 QUEUE = "bench:sparse"
 

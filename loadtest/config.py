@@ -1,5 +1,5 @@
 """The load test's settings, read once from the environment (the worker's own are in
-`worker.settings`)."""
+`workflow_worker.settings`)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from loadtest.k8s import K8sTarget, KubectlError
 from loadtest.local import LocalTarget
 from loadtest.state import load
 from loadtest.view import watch
-from worker.settings import ConfigError as WorkerConfigError
+from workflow_worker.errors import ConfigError as WorkerConfigError
 
 __all__ = ["main"]
 

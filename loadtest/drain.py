@@ -11,9 +11,9 @@ import json
 import sys
 from typing import Any
 
-from worker.connection import connect_sync
-from worker.keys import QueueKeys
-from worker.settings import Settings
+from workflow_worker.connection import connect_sync
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.settings import Settings
 
 MARKER = "loadtest"
 

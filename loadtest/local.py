@@ -16,10 +16,10 @@ from loadtest import drain, procs
 from loadtest.config import MARKER, ROOT, WORKFLOW, LoadTestConfig
 from loadtest.state import ProcessRecord, RunState, load, remove, save
 from loadtest.view import Snapshot
-from worker.client import JobSpec, SyncClient
-from worker.devstack import RedisServer, free_port, worker_environment
-from worker.keys import QueueKeys
-from worker.settings import Settings
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.local.devstack import RedisServer, free_port, worker_environment
+from workflow_worker.producer.client import JobSpec, SyncClient
+from workflow_worker.settings import Settings
 
 __all__ = ["LocalTarget", "metrics_totals"]
 
@@ -107,7 +107,7 @@ class LocalTarget:
     def _start_worker(self, index: int, redis_url: str) -> ProcessRecord:
         port = free_port()
         log = self.logs / f"worker-{index}.log"
-        argv = [sys.executable, "-m", "worker", "run"]
+        argv = [sys.executable, "-m", "workflow_worker", "run"]
         proc = procs.spawn_detached(argv, self._worker_env(redis_url, port), log, ROOT)
         return ProcessRecord(proc.pid, "worker", port, str(log))
 

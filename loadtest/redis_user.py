@@ -18,8 +18,8 @@ from locust.stats import StatsEntry
 
 from loadtest.config import MARKER, WORKFLOW
 from loadtest.slo import Gates, Observed, violations
-from worker.client import JobFailed, JobSpec, SyncClient
-from worker.settings import Settings
+from workflow_worker.producer.client import JobFailed, JobSpec, SyncClient
+from workflow_worker.settings import Settings
 
 __all__ = ["END_TO_END", "ENQUEUE", "RedisUser"]
 

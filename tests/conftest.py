@@ -20,10 +20,10 @@ import redis.asyncio as aioredis
 import uvloop
 
 from tests.servers import RedisServer
-from worker import devstack
-from worker.app import Worker
-from worker.context import WorkflowRegistry
-from worker.settings import Settings
+from workflow_worker.app import Worker
+from workflow_worker.local import devstack
+from workflow_worker.settings import Settings
+from workflow_worker.workflows.context import WorkflowRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,7 +178,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m worker ARGS` to completion with the test settings (and `env`)."""
     return subprocess.run(
-        [sys.executable, "-m", "worker", *args],
+        [sys.executable, "-m", "workflow_worker", *args],
         env=worker_env(redis_url, **env),
         capture_output=True,
         text=True,

@@ -6,8 +6,8 @@ import os
 import signal
 from typing import Any
 
-from worker.builtin import WORKFLOWS as BUILTIN
-from worker.context import JobContext, WorkflowRegistry
+from workflow_worker.builtin import WORKFLOWS as BUILTIN
+from workflow_worker.workflows.context import JobContext, WorkflowRegistry
 
 
 async def crash(payload: dict[str, Any], ctx: JobContext) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.devstack import free_port
+from workflow_worker.local.devstack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "dashboards" / "workflow-worker.rules.yml"

@@ -11,9 +11,9 @@ from prometheus_client import CollectorRegistry
 
 from tests.conftest import Runner
 from tests.servers import RedisServer
-from worker.batcher import Batcher
-from worker.metrics import Metrics
-from worker.queue import Claimed, Op, RedisQueue
+from workflow_worker.engine.batcher import Batcher
+from workflow_worker.engine.queue import Claimed, Op, RedisQueue
+from workflow_worker.ops.metrics import Metrics
 
 Q = "workflow:queue"
 

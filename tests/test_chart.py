@@ -23,7 +23,7 @@ from tests.chart_helpers import (
     render_scenario,
     scenario_values,
 )
-from worker.keys import QueueKeys
+from workflow_worker.engine.keys import QueueKeys
 
 KUBE_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 CRD_SCHEMAS = {
@@ -145,7 +145,8 @@ def test_keda_triggers_watch_queue_and_processing_hash(scenario: str) -> None:
     "queue", ["workflow:queue", "{jobs}:high", "a{}b{c}", "x{y", "}{z}", "{}", "pre{tag}post"]
 )
 def test_processing_key_helper_matches_worker_keys(queue: str, tmp_path: Path) -> None:
-    """The chart derives the in-flight key exactly as worker.keys does, hash tags included."""
+    """The chart derives the in-flight key exactly as the engine's keys module does, hash tags
+    included."""
     values = tmp_path / "queue.yaml"
     values.write_text(yaml.safe_dump({"worker": {"queue": queue}}))
     manifests = render(values=[values])

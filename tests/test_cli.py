@@ -11,7 +11,7 @@ from functools import partial
 import redis
 
 from tests.conftest import WorkerProcess, run_cli, wait_until
-from worker.keys import QueueKeys
+from workflow_worker.engine.keys import QueueKeys
 
 KEYS = QueueKeys.for_queue("workflow:queue")
 

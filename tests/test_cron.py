@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.cron import CronError, CronExpr
+from workflow_worker.engine.cron import CronError, CronExpr
 
 NY = ZoneInfo("America/New_York")
 MINUTE = timedelta(minutes=1)

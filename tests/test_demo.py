@@ -6,17 +6,17 @@ import os
 import subprocess
 import sys
 
-from worker.devstack import worker_environment
+from workflow_worker.local.devstack import worker_environment
 
 
 def test_demo_runs_jobs_to_completion_on_an_embedded_server() -> None:
-    """`python -m worker.demo` starts its own server and workers, finishes all jobs, exits 0."""
+    """The demo module starts its own server and workers, finishes all jobs, exits 0."""
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
-            "worker.demo",
+            "workflow_worker.local.demo",
             "--jobs",
             "30",
             "--min-seconds",
@@ -43,7 +43,7 @@ def test_demo_uses_redis_url_when_set(redis_url: str) -> None:
         [
             sys.executable,
             "-m",
-            "worker.demo",
+            "workflow_worker.local.demo",
             "--jobs",
             "10",
             "--workers",

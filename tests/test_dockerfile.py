@@ -172,7 +172,7 @@ def test_copied_files_exist_and_are_not_ignored(stages: list[Stage]) -> None:
             if any(w.startswith("--from=") for w in words):
                 continue
             sources += [w for w in words[:-1] if not w.startswith("--")]
-    assert {"pyproject.toml", "worker/"} <= set(sources)
+    assert {"pyproject.toml", "workflow_worker/"} <= set(sources)
     for source in sources:
         assert (REPO / source).exists(), source
         assert not _ignored(source.rstrip("/"), patterns), source
@@ -189,8 +189,8 @@ def test_dockerignore_keeps_local_state_out() -> None:
         ".venv-checkov",
         ".tools/bin/helm",
         ".git/HEAD",
-        "worker/__pycache__/x.pyc",
+        "workflow_worker/__pycache__/x.pyc",
     ):
         assert _ignored(path, patterns), path
-    for path in ("worker/keys.py", "pyproject.toml", "README.md"):
+    for path in ("workflow_worker/engine/keys.py", "pyproject.toml", "README.md"):
         assert not _ignored(path, patterns), path

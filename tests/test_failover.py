@@ -17,9 +17,9 @@ import redis
 
 from tests.conftest import WorkerProcess, wait_until, worker_env
 from tests.servers import RedisServer, free_port, server_binary
-from worker.client import JobSpec, SyncClient
-from worker.keys import QueueKeys
-from worker.settings import Settings
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.producer.client import JobSpec, SyncClient
+from workflow_worker.settings import Settings
 
 MASTER = "mymaster"
 Q = "workflow:queue"

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import WorkerProcess, make_settings, wait_until
-from worker.client import JobSpec, PayloadTooLarge, SyncClient
-from worker.keys import QueueKeys
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.producer.client import JobSpec, PayloadTooLarge, SyncClient
 
 Q = "workflow:queue"
 KEYS = QueueKeys.for_queue(Q)

@@ -9,11 +9,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from worker.job import InvalidJob, decode_job
+from workflow_worker.engine.job import InvalidJob, decode_job
 
 
 def schema() -> dict[str, Any]:
-    text = resources.files("worker").joinpath("job.schema.json").read_text()
+    text = resources.files("workflow_worker.engine").joinpath("job.schema.json").read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 

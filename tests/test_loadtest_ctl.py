@@ -13,9 +13,9 @@ from loadtest import procs
 from loadtest.slo import Gates, Observed, violations
 from loadtest.view import CLEAR, Snapshot, bar, watch
 from tests.loadtest_helpers import clean_env, recorded_processes, run_module, state_dir
-from worker.client import JobSpec, SyncClient
-from worker.keys import QueueKeys
-from worker.settings import Settings
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.producer.client import JobSpec, SyncClient
+from workflow_worker.settings import Settings
 
 __all__ = ["state_dir"]
 

@@ -16,7 +16,7 @@ import redis
 
 from loadtest.k8s import DRAIN_SOURCE, LUA
 from tests.loadtest_helpers import ROOT, clean_env, run_module, state_dir
-from worker.keys import QueueKeys
+from workflow_worker.engine.keys import QueueKeys
 
 __all__ = ["state_dir"]
 

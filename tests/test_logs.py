@@ -12,8 +12,8 @@ from pathlib import Path
 import redis
 
 from tests.conftest import WorkerProcess, wait_until
-from worker.keys import QueueKeys
-from worker.logs import BufferedHandler, JsonFormatter, TextFormatter
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.ops.logs import BufferedHandler, JsonFormatter, TextFormatter
 
 KEYS = QueueKeys.for_queue("workflow:queue")
 
@@ -39,13 +39,15 @@ def test_job_start_and_end_lines(
 
 def test_formatters_render_extra_fields() -> None:
     """JSON lines carry `extra` fields; text lines show them as key=value."""
-    record = logging.LogRecord("worker.jobs", logging.INFO, "", 0, "job started", None, None)
+    record = logging.LogRecord(
+        "workflow_worker.jobs", logging.INFO, "", 0, "job started", None, None
+    )
     record.job_id = "abc"
     data = json.loads(JsonFormatter().format(record))
     assert (data["message"], data["job_id"], data["logger"]) == (
         "job started",
         "abc",
-        "worker.jobs",
+        "workflow_worker.jobs",
     )
     assert "job_id=abc" in TextFormatter().format(record)
 

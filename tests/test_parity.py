@@ -14,9 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import WorkerFactory, make_settings, wait_for
-from worker.client import Client, DuplicateJob, JobSpec
-from worker.context import JobContext
-from worker.keys import QueueKeys
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.producer.client import Client, DuplicateJob, JobSpec
+from workflow_worker.workflows.context import JobContext
 
 Q = "workflow:queue"
 KEYS = QueueKeys.for_queue(Q)

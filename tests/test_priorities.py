@@ -10,10 +10,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from tests.conftest import WorkerFactory, make_settings, wait_for
-from worker.client import Client, JobSpec
-from worker.context import JobContext
-from worker.keys import QueueKeys
-from worker.ratelimit import parse_rate_limits
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.engine.limits import parse_rate_limits
+from workflow_worker.producer.client import Client, JobSpec
+from workflow_worker.workflows.context import JobContext
 
 
 class Order:

@@ -12,7 +12,7 @@ import redis
 
 from tests.conftest import WorkerProcess, wait_until
 from tests.servers import RedisServer
-from worker.keys import QueueKeys
+from workflow_worker.engine.keys import QueueKeys
 
 Q = "workflow:queue"
 KEYS = QueueKeys.for_queue(Q)

@@ -39,7 +39,7 @@ from tests.prom_helpers import (
     metric_total,
     values,
 )
-from worker.devstack import RedisServer, free_port
+from workflow_worker.local.devstack import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +137,7 @@ def _spawn_worker(redis_url: str, log_path: Path) -> WorkerProcess:
     )
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run"],
+            [sys.executable, "-m", "workflow_worker", "run"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

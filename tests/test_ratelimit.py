@@ -11,9 +11,10 @@ import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from worker.keys import QueueKeys
-from worker.ratelimit import Limits, RateLimiter, parse_rate_limits
-from worker.settings import ConfigError
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.engine.limits import Limits, parse_rate_limits
+from workflow_worker.engine.ratelimit import RateLimiter
+from workflow_worker.errors import ConfigError
 
 Q = "workflow:queue"
 PROCESSING = QueueKeys.for_queue(Q).processing

@@ -8,8 +8,8 @@ import time
 import redis.asyncio as aioredis
 
 from tests.conftest import WorkerFactory, make_settings, run_cli, wait_for
-from worker.client import Client
-from worker.keys import QueueKeys
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.producer.client import Client
 
 KEYS = QueueKeys.for_queue("workflow:queue")
 SCHEDULE = json.dumps(

@@ -14,11 +14,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import wait_for
-from worker.devstack import RedisServer
-from worker.job import decode_job
-from worker.keys import QueueKeys
-from worker.scheduler import ScheduleEntry, Scheduler, parse_schedule
-from worker.settings import ConfigError
+from workflow_worker.engine.job import decode_job
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.engine.schedule import ScheduleEntry, parse_schedule
+from workflow_worker.engine.scheduler import Scheduler
+from workflow_worker.errors import ConfigError
+from workflow_worker.local.devstack import RedisServer
 
 Q = "workflow:queue"
 KEYS = QueueKeys.for_queue(Q)
@@ -262,7 +263,7 @@ async def test_a_redis_error_on_one_entry_is_logged_and_others_continue(
     s = scheduler(aredis, items, on_redis_error=lambda op, exc: errors.append(op))
     await aredis.hset(KEYS.cron_prefix + "broken", "x", "1")
     await s.run_once(T0 - 1)
-    with caplog.at_level(logging.WARNING, logger="worker.scheduler"):
+    with caplog.at_level(logging.WARNING, logger="workflow_worker.scheduler"):
         assert await s.run_once(T0 + 0.5) == 1
     assert errors == ["cron", "cron"]
     assert any("schedule broken: redis call failed" in r.getMessage() for r in caplog.records)

@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tests.conftest import Runner
-from worker.scriptline import Reply, ScriptLine
+from workflow_worker.engine.scriptline import Reply, ScriptLine
 
 
 def cmd(*parts: str | int) -> bytes:

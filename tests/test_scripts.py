@@ -7,8 +7,8 @@ import json
 
 import redis.asyncio as aioredis
 
-from worker.keys import QueueKeys, hash_tag_base
-from worker.queue import Op, RedisQueue
+from workflow_worker.engine.keys import QueueKeys, hash_tag_base
+from workflow_worker.engine.queue import Op, RedisQueue
 
 Q = "workflow:queue"
 

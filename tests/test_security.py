@@ -23,9 +23,9 @@ import redis
 from tests.conftest import ROOT, WorkerProcess, wait_until, worker_env
 from tests.servers import RedisServer
 from tests.tls_helpers import TlsRedis, make_certs
-from worker.client import SyncClient
-from worker.keys import QueueKeys
-from worker.settings import Settings
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.producer.client import SyncClient
+from workflow_worker.settings import Settings
 
 Q = "workflow:queue"
 KEYS = QueueKeys.for_queue(Q)
@@ -105,7 +105,7 @@ def acl(admin: redis.Redis, *args: str) -> object:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "worker", *args],
+        [sys.executable, "-m", "workflow_worker", *args],
         env=env,
         capture_output=True,
         text=True,

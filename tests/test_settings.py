@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import run_cli
-from worker.settings import ConfigError, Settings
+from workflow_worker.errors import ConfigError
+from workflow_worker.settings import Settings
 
 
 def test_defaults_match_the_contract() -> None:
@@ -19,7 +20,7 @@ def test_defaults_match_the_contract() -> None:
     assert s.shutdown_timeout == 300
     assert s.benchmark_mode is False
     assert (s.benchmark_min_seconds, s.benchmark_max_seconds) == (2, 30)
-    assert s.workflows == "worker.builtin:WORKFLOWS"
+    assert s.workflows == "workflow_worker.builtin:WORKFLOWS"
 
 
 def test_environment_values_are_parsed() -> None:
@@ -96,7 +97,7 @@ def test_password_is_not_in_repr() -> None:
     [
         ({"WORKER_CONCURRENCY": "lots"}, "WORKER_CONCURRENCY"),
         ({"WORKER_WORKFLOWS": "no.such.module:FLOWS"}, "WORKER_WORKFLOWS"),
-        ({"WORKER_WORKFLOWS": "worker.builtin:NOPE"}, "WORKER_WORKFLOWS"),
+        ({"WORKER_WORKFLOWS": "workflow_worker.builtin:NOPE"}, "WORKER_WORKFLOWS"),
     ],
 )
 def test_worker_refuses_to_start_with_a_clear_error(

@@ -11,14 +11,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import WorkerFactory, make_settings, wait_for
-from worker.app import Worker
-from worker.chores import Chores
-from worker.client import Client, JobFailed, JobSpec
-from worker.connection import connect
-from worker.consumer import Consumer
-from worker.context import JobContext
-from worker.execution import Executor
-from worker.keys import QueueKeys
+from workflow_worker.app import Worker
+from workflow_worker.connection import connect
+from workflow_worker.engine.chores import Chores
+from workflow_worker.engine.consumer import Consumer
+from workflow_worker.engine.execution import Executor
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.producer.client import Client, JobFailed, JobSpec
+from workflow_worker.workflows.context import JobContext
 
 Q = "workflow:queue"
 KEYS = QueueKeys.for_queue(Q)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from worker.devstack import free_port
+from workflow_worker.local.devstack import free_port
 
 __all__ = ["Certs", "TlsRedis", "make_certs", "tls_redis_binary"]
 

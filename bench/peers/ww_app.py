@@ -14,9 +14,9 @@ import time
 from typing import Any
 
 from bench.peers.common import STAMPS, durations, pace, parser, versions
-from worker.client import JobSpec, SyncClient
-from worker.context import JobContext, WorkflowRegistry
-from worker.settings import Settings
+from workflow_worker.producer.client import JobSpec, SyncClient
+from workflow_worker.settings import Settings
+from workflow_worker.workflows.context import JobContext, WorkflowRegistry
 
 QUEUE = "bench:ww"
 
@@ -67,7 +67,7 @@ def main() -> None:
     if args.command == "worker":
         env = environment(args.url, args.concurrency)
         # exec keeps this pid, so the harness measures the worker itself.
-        os.execve(sys.executable, [sys.executable, "-m", "worker", "run"], env)  # noqa: S606
+        os.execve(sys.executable, [sys.executable, "-m", "workflow_worker", "run"], env)  # noqa: S606
     elif args.command == "enqueue":
         enqueue(args.url, args)
     else:

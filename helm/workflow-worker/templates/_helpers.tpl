@@ -77,7 +77,7 @@ Image tag: image.tag, or the chart's appVersion when empty.
 {{- end }}
 
 {{/*
-The in-flight hash of the queue (docs/contract.md, worker/keys.py): `Q:processing` when Q already
+The in-flight hash of the queue (docs/contract.md, workflow_worker/engine/keys.py): `Q:processing` when Q already
 carries a Redis Cluster hash tag (a `{` followed later by `}` with at least one character between,
 counting from the first `{`), otherwise `{Q}:processing`.
 */}}

@@ -84,7 +84,7 @@ variable "worker" {
     - queue (workflow:queue), concurrency (50 jobs per pod), http_port (8080),
     - shutdown_timeout_seconds (300: drain budget after SIGTERM), lease_seconds (30),
     - job_timeout_seconds (600), max_attempts (3), result_ttl_seconds (86400),
-    - workflows ("worker.builtin:WORKFLOWS", a module:attribute registry),
+    - workflows ("workflow_worker.builtin:WORKFLOWS", a module:attribute registry),
     - log_format (json | text | auto), log_level (DEBUG | INFO | WARNING | ERROR | CRITICAL),
     - benchmark { enabled (false), min_seconds (2), max_seconds (30) },
     - extra_env: map of extra NAME = value variables; never secrets.
@@ -98,7 +98,7 @@ variable "worker" {
     job_timeout_seconds      = optional(number, 600)
     max_attempts             = optional(number, 3)
     result_ttl_seconds       = optional(number, 86400)
-    workflows                = optional(string, "worker.builtin:WORKFLOWS")
+    workflows                = optional(string, "workflow_worker.builtin:WORKFLOWS")
     log_format               = optional(string, "json")
     log_level                = optional(string, "INFO")
     benchmark = optional(object({
@@ -145,7 +145,7 @@ variable "worker" {
   }
   validation {
     condition     = can(regex("^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$", var.worker.workflows))
-    error_message = "worker.workflows must have the form module.path:ATTRIBUTE (e.g. worker.builtin:WORKFLOWS)."
+    error_message = "worker.workflows must have the form module.path:ATTRIBUTE (e.g. workflow_worker.builtin:WORKFLOWS)."
   }
   validation {
     condition     = contains(["json", "text", "auto"], var.worker.log_format)

@@ -272,7 +272,7 @@ run "rejects_short_result_ttl" {
 
 run "rejects_bad_workflows_reference" {
   command = plan
-  variables { worker = { workflows = "worker.builtin" } }
+  variables { worker = { workflows = "workflow_worker.builtin" } }
   expect_failures = [var.worker]
 }
 

@@ -1,0 +1,7 @@
+"""`python -m worker ...` is the `workflow-worker` command."""
+
+import sys
+
+from workflow_worker.cli import main
+
+sys.exit(main())

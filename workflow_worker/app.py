@@ -1,0 +1,239 @@
+"""The composition root: build every part, run until a signal, then shut down in order.
+
+Shutdown order (SIGTERM or SIGINT): stop claiming at once and turn /readyz to 503; give running
+jobs up to WORKER_SHUTDOWN_TIMEOUT; cancel what still runs and put it back at the queue's
+consuming end; store every pending state change; give up the lease; stop HTTP; close Redis.
+A second signal skips the wait but still requeues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
+
+from workflow_worker.connection import connect
+from workflow_worker.engine.batcher import Batcher
+from workflow_worker.engine.chores import Chores
+from workflow_worker.engine.consumer import Consumer
+from workflow_worker.engine.execution import Executor
+from workflow_worker.engine.lane import Lane
+from workflow_worker.engine.queue import RedisQueue
+from workflow_worker.engine.ratelimit import RateLimiter
+from workflow_worker.engine.schedule import parse_schedule
+from workflow_worker.engine.scheduler import Scheduler
+from workflow_worker.errors import ConfigError
+from workflow_worker.ops.http import Health, create_app, start_http
+from workflow_worker.ops.logs import flush_logs
+from workflow_worker.ops.metrics import Metrics
+from workflow_worker.settings import Settings
+from workflow_worker.workflows.context import WorkflowRegistry
+from workflow_worker.workflows.registry import load_registry
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("workflow_worker")
+# Once jobs are cancelled, storing their requeue must not hang the exit forever if Redis is
+# gone: what is not stored stays claimed and other workers re-deliver it after the lease.
+REQUEUE_DEADLINE = 20.0
+
+
+class Worker:
+    """One worker process: the consumer, its chores and its HTTP endpoints."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: WorkflowRegistry | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.workflows = registry if registry is not None else load_registry(settings.workflows)
+        self._check_schedule()
+        self.prom = metrics_registry or CollectorRegistry()
+        self.metrics = Metrics(self.prom, settings.queues)
+        self.stopping = asyncio.Event()
+        self.hard_stop = asyncio.Event()
+        self.draining = False
+        self.http_port = settings.http_port
+        self._client: Any = None
+        self._last_redis_error = ""
+
+    def request_stop(self) -> None:
+        """First call: drain. Second call: skip the wait (jobs are still requeued)."""
+        if self.stopping.is_set():
+            log.warning("second stop signal: cancelling running jobs now and requeueing them")
+            self.hard_stop.set()
+        self.stopping.set()
+
+    async def run(self, ready: asyncio.Event | None = None) -> int:
+        """Run until `request_stop` (or a signal); returns the process exit code."""
+        self._client = client = connect(self.settings)
+        lanes = [self._lane(client, name) for name in self.settings.queues]
+        async with aiohttp.ClientSession() as http:
+            executor = Executor(
+                self.settings, self.metrics, self.workflows, http, lambda: consumer.worker_id
+            )
+            consumer = Consumer(self.settings, lanes, self.metrics, executor)
+            chores = Chores(self.settings, consumer, self.metrics)
+            executor.on_due = chores.wake_promoter
+            health = Health(
+                last_tick=lambda: chores.last_tick,
+                ready=self._ready(chores, consumer),
+                refresh=chores.refresh_gauges,
+            )
+            runner, self.http_port = await start_http(
+                create_app(health, self.prom), self.settings.http_host, self.settings.http_port
+            )
+            self._install_signals()
+            self.metrics.set_all(self.metrics.capacity, self.settings.concurrency)
+            for lane in lanes:
+                lane.batcher.start()
+            background = [asyncio.create_task(chores.ticker(), name="ticker")]
+            try:
+                if await self._register(chores):
+                    background += [*chores.tasks(), *self._scheduler(client)]
+                    claim = asyncio.create_task(consumer.claim_loop(), name="claim")
+                    log.info("worker started", extra=self._describe(consumer))
+                    if ready is not None:
+                        ready.set()
+                    await self.stopping.wait()
+                    await self._drain(consumer, claim)
+                    await self._leave(consumer)
+            finally:
+                await chores.stop(background)
+                for lane in lanes:
+                    await lane.batcher.close()
+                await runner.cleanup()
+                await client.aclose()
+        log.info("worker stopped")
+        flush_logs()
+        return 0
+
+    def _check_schedule(self) -> None:
+        """Fail at start-up when a schedule names a workflow the registry does not have."""
+        if self.settings.benchmark_mode:
+            return
+        for entry in parse_schedule(self.settings.schedule):
+            if entry.workflow not in self.workflows:
+                raise ConfigError(
+                    "WORKER_SCHEDULE",
+                    self.settings.schedule,
+                    f"workflows of WORKER_WORKFLOWS; schedule {entry.name!r} names "
+                    f"{entry.workflow!r}, which is not one",
+                )
+
+    def _scheduler(self, client: Any) -> list[asyncio.Task[None]]:
+        """Periodic workflows (WORKER_SCHEDULE): every replica runs them, Redis picks one."""
+        entries = parse_schedule(self.settings.schedule)
+        if not entries:
+            return []
+        queue = self.settings.queue
+        scheduler = Scheduler(
+            client,
+            queue,
+            entries,
+            result_ttl=self.settings.result_ttl,
+            max_attempts=self.settings.max_attempts,
+            on_redis_error=lambda op, _exc: self.metrics.redis_error(op, queue),
+        )
+        # Stops with the drain, so a replica that is going away enqueues nothing more.
+        return [asyncio.create_task(scheduler.run(self.stopping), name="scheduler")]
+
+    def _lane(self, client: Any, name: str) -> Lane:
+        queue = RedisQueue(client, name)
+        limiter = None
+        if self.settings.rate_limits:
+            limiter = RateLimiter(client, name, dict(self.settings.rate_limits))
+        return Lane(name, queue, Batcher(queue, self.metrics, self.settings.result_ttl), limiter)
+
+    def _describe(self, consumer: Consumer) -> dict[str, Any]:
+        return {
+            "worker_id": consumer.worker_id,
+            "queues": list(self.settings.queues),
+            "concurrency": self.settings.concurrency,
+            "http_port": self.http_port,
+            "benchmark_mode": self.settings.benchmark_mode,
+        }
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+
+    def _ready(self, chores: Chores, consumer: Consumer) -> Any:
+        async def ready() -> tuple[bool, str]:
+            if self.draining or self.stopping.is_set():
+                return False, "draining"
+            if not chores.registered:
+                return False, f"not registered with Redis yet: {self._last_redis_error}"
+            try:
+                await asyncio.wait_for(self._client.ping(), 2.0)
+            except (RedisError, OSError, TimeoutError) as exc:
+                return False, f"redis unreachable: {type(exc).__name__}: {exc}"
+            if not consumer.claiming:
+                return False, "not taking jobs"
+            return True, "ok"
+
+        return ready
+
+    async def _register(self, chores: Chores) -> bool:
+        """Register with Redis, retrying with backoff; False if told to stop first."""
+        delay = 0.1
+        while not self.stopping.is_set():
+            try:
+                await chores.register()
+                return True
+            except (RedisError, OSError) as exc:
+                self.metrics.redis_error("register")
+                self._last_redis_error = f"{type(exc).__name__}: {exc}"
+                what = (
+                    "Redis refused the credentials (REDIS_USERNAME / REDIS_PASSWORD / REDIS_URL)"
+                    if isinstance(exc, AuthenticationError | AuthorizationError)
+                    else "cannot reach Redis"
+                )
+                log.error(
+                    "%s at start-up, retrying in %.1fs: %s", what, delay, self._last_redis_error
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                delay = min(delay * 2, 10.0)
+        return False
+
+    async def _drain(self, consumer: Consumer, claim: asyncio.Task[None]) -> None:
+        self.draining = True
+        self.metrics.set_all(self.metrics.draining, 1)
+        consumer.stop_claiming()
+        await asyncio.gather(claim, return_exceptions=True)
+        timeout = 0.0 if self.hard_stop.is_set() else self.settings.shutdown_timeout
+        log.info(
+            "draining",
+            extra={"running": len(consumer.running), "timeout_s": timeout},
+        )
+        idle = asyncio.ensure_future(consumer.wait_idle(timeout))
+        hard = asyncio.ensure_future(self.hard_stop.wait())
+        await asyncio.wait({idle, hard}, return_when=asyncio.FIRST_COMPLETED)
+        hard.cancel()
+        if not idle.done() or not idle.result():
+            idle.cancel()
+            log.warning("drain deadline: requeueing %d running jobs", len(consumer.running))
+            consumer.interrupt_all("shutdown")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(consumer.wait_idle(None), REQUEUE_DEADLINE)
+            for lane in consumer.lanes:
+                await asyncio.wait_for(lane.batcher.flush(), REQUEUE_DEADLINE)
+
+    async def _leave(self, consumer: Consumer) -> None:
+        """Give up the lease so nobody waits for it to expire."""
+        try:
+            for lane in consumer.lanes:
+                await asyncio.wait_for(lane.queue.unregister(consumer.worker_id), 5.0)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("could not remove the lease (it will expire): %s", exc)

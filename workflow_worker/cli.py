@@ -1,0 +1,233 @@
+"""`workflow-worker` command line: run, enqueue, status."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from workflow_worker.errors import ConfigError
+from workflow_worker.settings import Settings
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workflow-worker",
+        description="Reliable Redis-list worker for I/O-bound asyncio workflows.",
+    )
+    parser.add_argument("--redis-url", help="overrides REDIS_URL")
+    parser.add_argument("--queue", help="overrides WORKER_QUEUE")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a worker until SIGTERM/SIGINT")
+    run.add_argument("--concurrency", type=int, help="overrides WORKER_CONCURRENCY")
+    run.add_argument("--http-port", type=int, help="overrides WORKER_HTTP_PORT")
+
+    enq = sub.add_parser("enqueue", help="push jobs onto the queue")
+    enq.add_argument("workflow")
+    enq.add_argument("--payload", default="{}", help="JSON object (default {})")
+    enq.add_argument("--count", type=int, default=1, help="how many copies (default 1)")
+    enq.add_argument("--max-attempts", type=int)
+    enq.add_argument("--timeout", type=float, help="per-attempt timeout, seconds")
+    enq.add_argument("--delay", type=float, help="run after this many seconds")
+    enq.add_argument("--id", help="job id (also makes the job unique by id; --count 1 only)")
+    enq.add_argument("--unique-key", help="skip if a job with this key is queued or running")
+
+    job = sub.add_parser("job", help="print one job's status record")
+    job.add_argument("job_id")
+    job.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cancel = sub.add_parser("cancel", help="cancel a queued, delayed or running job")
+    cancel.add_argument("job_id")
+
+    dead = sub.add_parser("dead", help="dead-letter tools: list, show, requeue, purge")
+    dead_sub = dead.add_subparsers(dest="dead_command", required=True)
+    dead_list = dead_sub.add_parser("list", help="newest first")
+    dead_list.add_argument("--count", type=int, default=20)
+    dead_list.add_argument("--json", action="store_true")
+    dead_show = dead_sub.add_parser("show", help="one entry in full")
+    dead_show.add_argument("index", type=int)
+    dead_requeue = dead_sub.add_parser("requeue", help="put entries back on the queue")
+    which = dead_requeue.add_mutually_exclusive_group(required=True)
+    which.add_argument("index", type=int, nargs="?")
+    which.add_argument("--all", action="store_true")
+    dead_purge = dead_sub.add_parser("purge", help="delete every entry")
+    dead_purge.add_argument("--yes", action="store_true", help="required: purging is final")
+
+    status = sub.add_parser("status", help="queue depth, in flight, dead letters, live workers")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {"redis_url": args.redis_url}
+    if args.queue:
+        overrides.update(queue=args.queue, queues=(args.queue,))
+    if args.command == "run":
+        overrides.update(concurrency=args.concurrency, http_port=args.http_port)
+    settings = Settings.from_env()
+    return settings.with_overrides(**overrides)
+
+
+def _run(settings: Settings) -> int:
+    import uvloop
+
+    from workflow_worker.app import Worker
+    from workflow_worker.ops.logs import setup_logging
+
+    setup_logging(
+        settings.log_format, settings.log_level, flush_interval=settings.log_flush_interval
+    )
+    worker = Worker(settings)
+    # Everything imported so far lives as long as the process: keep it out of the cyclic
+    # collector's way, so full collections scan only what jobs allocate.
+    gc.collect()
+    gc.freeze()
+    return uvloop.run(worker.run())
+
+
+def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
+    from workflow_worker.producer.client import JobSpec, SyncClient
+
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as exc:
+        raise SystemExit(f"--payload is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise SystemExit("--payload must be a JSON object")
+    if args.count < 1:
+        raise SystemExit("--count must be at least 1")
+    if args.id and args.count != 1:
+        raise SystemExit("--id needs --count 1")
+    spec = JobSpec(
+        args.workflow,
+        payload,
+        id=args.id,
+        max_attempts=args.max_attempts,
+        timeout=args.timeout,
+        delay=args.delay,
+        unique_key=args.unique_key,
+    )
+    duplicates = 0
+    with SyncClient(settings) as client:
+        for start in range(0, args.count, 1000):
+            for result in client.submit([spec] * min(1000, args.count - start)):
+                if result.created:
+                    print(result.id)
+                else:
+                    duplicates += 1
+                    print(f"duplicate of {result.id} (unique key {result.unique_key})")
+    return 3 if duplicates else 0
+
+
+def _status(settings: Settings, as_json: bool) -> int:
+    import asyncio
+
+    from workflow_worker.producer.client import Client
+
+    async def collect() -> dict[str, Any]:
+        async with Client(settings) as client:
+            stats = await client.stats()
+            from workflow_worker.engine.queue import RedisQueue
+
+            workers = await RedisQueue(client.redis, settings.queue).workers()
+            return {"queue": settings.queue, **stats.as_dict(), "live_workers": workers}
+
+    data = asyncio.run(collect())
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    print(f"queue            {data['queue']}")
+    for key in ("queued", "inflight", "delayed", "dead", "workers", "oldest_age_seconds"):
+        print(f"{key:<16} {data[key]}")
+    for wid, info in sorted(data["live_workers"].items()):
+        print(f"  worker {wid}  active={info.get('active', '?')}/{info.get('concurrency', '?')}")
+    return 0
+
+
+def _job(settings: Settings, job_id: str, as_json: bool) -> int:
+    from workflow_worker.producer.client import SyncClient
+
+    with SyncClient(settings) as client:
+        record = client.status(job_id)
+    if record is None:
+        print(f"no record for job {job_id} (unknown, or expired after WORKER_RESULT_TTL)")
+        return 1
+    if as_json:
+        print(json.dumps(record, indent=2, sort_keys=True))
+    else:
+        for key in sorted(record):
+            print(f"{key:<14} {record[key]}")
+    return 0
+
+
+def _cancel(settings: Settings, job_id: str) -> int:
+    from workflow_worker.producer.client import SyncClient
+
+    with SyncClient(settings) as client:
+        answer = client.cancel(job_id)
+    print(f"{job_id}: {answer}")
+    return 0 if answer in ("cancelled", "cancelling") else 1
+
+
+def _dead(settings: Settings, args: argparse.Namespace) -> int:
+    from workflow_worker.producer.client import SyncClient
+
+    with SyncClient(settings) as client:
+        if args.dead_command == "list":
+            entries = client.dead_letters(0, args.count)
+            if args.json:
+                print(json.dumps([e.entry for e in entries], indent=2))
+                return 0
+            for e in entries:
+                print(f"{e.index:>4}  {e.entry.get('failed_at', '?')}  {e.reason[:100]}")
+            return 0
+        if args.dead_command == "show":
+            entries = client.dead_letters(args.index, 1)
+            if not entries:
+                print(f"no dead-letter entry at {args.index}")
+                return 1
+            print(json.dumps(entries[0].entry, indent=2))
+            return 0
+        if args.dead_command == "requeue":
+            moved = client.requeue_all_dead() if args.all else int(client.requeue_dead(args.index))
+            print(f"requeued {moved}")
+            return 0 if moved else 1
+        if not args.yes:
+            print("purge deletes every dead letter for good: add --yes")
+            return 1
+        print(f"purged {client.purge_dead()}")
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"workflow-worker: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "run":
+            return _run(settings)
+        if args.command == "enqueue":
+            return _enqueue(settings, args)
+        if args.command == "job":
+            return _job(settings, args.job_id, args.json)
+        if args.command == "cancel":
+            return _cancel(settings, args.job_id)
+        if args.command == "dead":
+            return _dead(settings, args)
+        return _status(settings, args.json)
+    except ConfigError as exc:
+        print(f"workflow-worker: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        logging.getLogger("workflow_worker").info("interrupted")
+        return 130

@@ -1,0 +1,50 @@
+"""The Lua scripts in `engine/lua/`, loaded once and registered on a Redis client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+__all__ = ["Scripts", "lua_source"]
+
+
+@cache
+def lua_source(name: str) -> str:
+    """Text of `lua/<name>-<n>.lua` next to this module (the suffix is the number of fixed KEYS)."""
+    folder = resources.files("workflow_worker.engine").joinpath("lua")
+    matches = [p for p in folder.iterdir() if p.name.startswith(name + "-")]
+    if len(matches) != 1:
+        raise LookupError(f"no single Lua script named {name!r} in workflow_worker/engine/lua")
+    return matches[0].read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    """Registered scripts; each call sends EVALSHA and falls back to EVAL once after a restart."""
+
+    claim: AsyncScript
+    heartbeat: AsyncScript
+    reap: AsyncScript
+    promote: AsyncScript
+    apply: AsyncScript
+    enqueue: AsyncScript
+    cancel: AsyncScript
+    requeue_dead: AsyncScript
+
+    @classmethod
+    def register(cls, client: Any) -> Scripts:
+        return cls(
+            claim=client.register_script(lua_source("claim")),
+            heartbeat=client.register_script(lua_source("heartbeat")),
+            reap=client.register_script(lua_source("reap")),
+            promote=client.register_script(lua_source("promote")),
+            apply=client.register_script(lua_source("apply")),
+            enqueue=client.register_script(lua_source("enqueue")),
+            cancel=client.register_script(lua_source("cancel")),
+            requeue_dead=client.register_script(lua_source("requeue_dead")),
+        )

@@ -1,0 +1,1 @@
+"""What an operator reads: the HTTP endpoints, Prometheus metrics and structured logs."""

@@ -1,0 +1,248 @@
+"""The producer API, replacing `task.delay()`: enqueue, inspect, cancel, and dead-letter tools.
+
+`Client` is for asyncio code (a FastAPI handler); `SyncClient` for plain scripts. Both write
+the full job envelope and its status record in one atomic round trip per call (bulk included),
+and share the request builders in `workflow_worker.producer.requests`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from workflow_worker.connection import connect, connect_sync
+from workflow_worker.engine.job import State
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.engine.queue import QueueStats, RedisQueue
+from workflow_worker.engine.scripts import Scripts
+from workflow_worker.producer.requests import (
+    DeadLetter,
+    DuplicateJob,
+    Enqueued,
+    JobFailed,
+    JobSpec,
+    PayloadTooLarge,
+    cancel_call,
+    decode_record,
+    enqueue_call,
+    enqueue_results,
+    parse_dead_letters,
+    requeue_call,
+    result_of,
+)
+from workflow_worker.settings import Settings
+
+__all__ = [
+    "Client",
+    "DeadLetter",
+    "DuplicateJob",
+    "Enqueued",
+    "JobFailed",
+    "JobSpec",
+    "PayloadTooLarge",
+    "SyncClient",
+    "enqueue",
+    "enqueue_sync",
+]
+
+FINAL_STATES = {State.SUCCESS.value, State.FAILURE.value, State.DEAD.value, State.CANCELLED.value}
+
+
+class Client:
+    """Async producer and inspector for one queue (`settings.queue`, or `queue=`)."""
+
+    def __init__(
+        self, settings: Settings | None = None, redis: Any = None, queue: str | None = None
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.redis = redis if redis is not None else connect(self.settings)
+        self.keys = QueueKeys.for_queue(queue or self.settings.queue)
+        self.scripts = Scripts.register(self.redis)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+    async def enqueue(
+        self, workflow: str, payload: Mapping[str, Any] | None = None, **options: Any
+    ) -> str:
+        """Enqueue one job and return its id; `DuplicateJob` if its unique key is taken.
+
+        Options: id, max_attempts, timeout, delay (seconds), at (Unix time or aware
+        datetime), unique_key.
+        """
+        (result,) = await self.submit([JobSpec(workflow, payload, **options)])
+        if not result.created:
+            raise DuplicateJob(result)
+        return result.id
+
+    async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
+        """Enqueue many jobs in one atomic round trip; their ids (a duplicate gives the id of
+        the job that holds its unique key)."""
+        return [result.id for result in await self.submit(specs)]
+
+    async def submit(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
+        """Enqueue many jobs; per job its id and whether it was created."""
+        call = enqueue_call(list(specs), self.settings, self.keys)
+        raw = await self.scripts.enqueue(keys=call.keys, args=call.args)
+        return enqueue_results(call, raw)
+
+    async def status(self, job_id: str) -> dict[str, str] | None:
+        """The job's status record, or None when unknown or expired."""
+        raw = await self.redis.hgetall(self.keys.job(job_id))
+        return decode_record(raw) if raw else None
+
+    async def result(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
+        """Wait for the job to end; return its result or raise `JobFailed` / `TimeoutError`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = await self.status(job_id)
+            if record is not None and record.get("state") in FINAL_STATES:
+                return result_of(job_id, record)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout:g}s")
+            await asyncio.sleep(poll)
+
+    async def cancel(self, job_id: str) -> str:
+        """Cancel a queued, delayed or running job: see `engine/lua/cancel-3.lua` for answers."""
+        unique = await self.redis.hget(self.keys.job(job_id), "unique_key")
+        call = cancel_call(job_id, unique, self.settings, self.keys)
+        answer = await self.scripts.cancel(keys=call.keys, args=call.args)
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    async def stats(self) -> QueueStats:
+        return await RedisQueue(self.redis, self.keys.queue, self.scripts).stats()
+
+    async def dead_letters(self, start: int = 0, count: int = 50) -> list[DeadLetter]:
+        """Dead-letter entries, newest first, with their positions."""
+        raw = await self.redis.lrange(self.keys.dead, start, start + count - 1)
+        return parse_dead_letters(raw, start)
+
+    async def requeue_dead(self, index: int) -> bool:
+        """Put the dead-letter entry at `index` (0 newest, -1 oldest) back on the queue with
+        fresh attempts."""
+        entries = await self.dead_letters(index, 1)
+        if not entries:
+            return False
+        call = requeue_call(entries[0], self.keys)
+        return bool(await self.scripts.requeue_dead(keys=call.keys, args=call.args))
+
+    async def requeue_all_dead(self) -> int:
+        """Requeue the dead-letter entries there are now, oldest first; returns how many moved.
+
+        Entries are taken from the old end, so a job that fails again meanwhile (pushed on the
+        new end) is not requeued a second time in the same call.
+        """
+        moved = 0
+        for _ in range(int(await self.redis.llen(self.keys.dead))):
+            moved += int(await self.requeue_dead(-1))
+        return moved
+
+    async def purge_dead(self) -> int:
+        """Delete every dead-letter entry; returns how many there were."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.llen(self.keys.dead)
+            pipe.delete(self.keys.dead)
+            count, _ = await pipe.execute()
+        return int(count)
+
+
+class SyncClient:
+    """The same API for code without an event loop (scripts, Django views, locust)."""
+
+    def __init__(
+        self, settings: Settings | None = None, redis: Any = None, queue: str | None = None
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.redis = redis if redis is not None else connect_sync(self.settings)
+        self.keys = QueueKeys.for_queue(queue or self.settings.queue)
+        # The same scripts, registered on the blocking client (calls return values, not awaitables).
+        self.scripts: Any = Scripts.register(self.redis)
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def enqueue(
+        self, workflow: str, payload: Mapping[str, Any] | None = None, **options: Any
+    ) -> str:
+        (result,) = self.submit([JobSpec(workflow, payload, **options)])
+        if not result.created:
+            raise DuplicateJob(result)
+        return result.id
+
+    def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
+        return [result.id for result in self.submit(specs)]
+
+    def submit(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
+        call = enqueue_call(list(specs), self.settings, self.keys)
+        return enqueue_results(call, self.scripts.enqueue(keys=call.keys, args=call.args))
+
+    def status(self, job_id: str) -> dict[str, str] | None:
+        raw = self.redis.hgetall(self.keys.job(job_id))
+        return decode_record(raw) if raw else None
+
+    def result(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.status(job_id)
+            if record is not None and record.get("state") in FINAL_STATES:
+                return result_of(job_id, record)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout:g}s")
+            time.sleep(poll)
+
+    def cancel(self, job_id: str) -> str:
+        unique = self.redis.hget(self.keys.job(job_id), "unique_key")
+        call = cancel_call(job_id, unique, self.settings, self.keys)
+        answer = self.scripts.cancel(keys=call.keys, args=call.args)
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    def dead_letters(self, start: int = 0, count: int = 50) -> list[DeadLetter]:
+        return parse_dead_letters(
+            self.redis.lrange(self.keys.dead, start, start + count - 1), start
+        )
+
+    def requeue_dead(self, index: int) -> bool:
+        entries = self.dead_letters(index, 1)
+        if not entries:
+            return False
+        call = requeue_call(entries[0], self.keys)
+        return bool(self.scripts.requeue_dead(keys=call.keys, args=call.args))
+
+    def requeue_all_dead(self) -> int:
+        moved = 0
+        for _ in range(int(self.redis.llen(self.keys.dead))):
+            moved += int(self.requeue_dead(-1))
+        return moved
+
+    def purge_dead(self) -> int:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.llen(self.keys.dead)
+            pipe.delete(self.keys.dead)
+            count, _ = pipe.execute()
+        return int(count)
+
+
+async def enqueue(workflow: str, payload: Mapping[str, Any] | None = None, **options: Any) -> str:
+    """One-shot async enqueue using the environment's settings."""
+    async with Client() as client:
+        return await client.enqueue(workflow, payload, **options)
+
+
+def enqueue_sync(workflow: str, payload: Mapping[str, Any] | None = None, **options: Any) -> str:
+    """One-shot blocking enqueue using the environment's settings."""
+    with SyncClient() as client:
+        return client.enqueue(workflow, payload, **options)

@@ -1,0 +1,262 @@
+"""Pure request builders and answer parsers shared by the async and the sync client."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workflow_worker.engine.job import InvalidJob, Job, State, decode_job, new_job_id
+from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.engine.queue import as_text, unix_now
+from workflow_worker.settings import Settings
+
+__all__ = [
+    "DeadLetter",
+    "DuplicateJob",
+    "Enqueued",
+    "JobFailed",
+    "JobSpec",
+    "PayloadTooLarge",
+    "ScriptCall",
+    "cancel_call",
+    "decode_record",
+    "enqueue_call",
+    "enqueue_results",
+    "parse_dead_letters",
+    "requeue_call",
+    "result_of",
+]
+
+
+class PayloadTooLarge(ValueError):
+    """The encoded job is over WORKER_MAX_PAYLOAD_BYTES."""
+
+
+class JobFailed(RuntimeError):
+    """`result()` of a job that ended without success; carries its status record."""
+
+    def __init__(self, job_id: str, record: Mapping[str, str]) -> None:
+        state = record.get("state", "?")
+        super().__init__(f"job {job_id} ended as {state}: {record.get('error') or 'no error'}")
+        self.job_id = job_id
+        self.record = dict(record)
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The answer for one job: its id, whether it was created, and its unique key if any."""
+
+    id: str
+    created: bool
+    unique_key: str | None = None
+
+
+class DuplicateJob(ValueError):
+    """Nothing was enqueued: a job holding the same unique key is queued, delayed or running."""
+
+    def __init__(self, result: Enqueued) -> None:
+        super().__init__(
+            f"a job with unique key {result.unique_key!r} is already queued, delayed or "
+            f"running: {result.id}"
+        )
+        self.job_id = result.id
+        self.unique_key = result.unique_key
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job to enqueue.
+
+    `id` makes the job unique by id; `unique_key` by any key of yours. Either way, enqueueing
+    does nothing while a job holding that key is queued, delayed or running. `delay` (seconds)
+    or `at` (Unix time or aware datetime) park the job in the delayed set until it is due.
+    """
+
+    workflow: str
+    payload: Mapping[str, Any] | None = None
+    id: str | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+    delay: float | None = None
+    at: float | datetime | None = None
+    unique_key: str | None = None
+
+    def due(self) -> float:
+        """Unix time the job is due, 0 for now."""
+        if self.delay is not None and self.at is not None:
+            raise ValueError("give delay or at, not both")
+        if self.delay is not None:
+            if self.delay < 0:
+                raise ValueError("delay must not be negative")
+            return time.time() + self.delay if self.delay > 0 else 0.0
+        if isinstance(self.at, datetime):
+            if self.at.tzinfo is None:
+                raise ValueError("at must be timezone-aware")
+            return self.at.timestamp()
+        return float(self.at) if self.at is not None else 0.0
+
+    def lock(self) -> str | None:
+        if self.unique_key:
+            return f"key:{self.unique_key}"
+        return f"id:{self.id}" if self.id else None
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """KEYS and ARGV for one script call, plus what is needed to read its answer."""
+
+    keys: list[str]
+    args: list[str | int]
+    ids: tuple[str, ...] = ()
+    locks: tuple[str | None, ...] = ()
+
+
+def _job(spec: JobSpec, settings: Settings, now: float) -> Job:
+    if not isinstance(spec.workflow, str) or not spec.workflow:
+        raise ValueError("workflow must be a non-empty string")
+    extra: dict[str, Any] = {}
+    lock = spec.lock()
+    if lock is not None:
+        extra["unique_key"] = lock
+    return Job(
+        workflow=spec.workflow,
+        payload=dict(spec.payload or {}),
+        id=spec.id or new_job_id(),
+        enqueued_at=now,
+        attempt=1,
+        max_attempts=spec.max_attempts or settings.max_attempts,
+        timeout=spec.timeout or settings.job_timeout,
+        extra=extra,
+    )
+
+
+def _checked_text(job: Job, settings: Settings) -> str:
+    text = job.encode()
+    size = len(text.encode("utf-8"))
+    if size > settings.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"job {job.id} is {size} bytes encoded, over the {settings.max_payload_bytes}-byte "
+            "limit (WORKER_MAX_PAYLOAD_BYTES); store large data elsewhere and pass a reference"
+        )
+    return text
+
+
+def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) -> ScriptCall:
+    """Arguments of `enqueue-2.lua` for these jobs (validated, ids assigned)."""
+    all_keys = [keys.queue, keys.delayed]
+    jobs: list[list[Any]] = []
+    ids: list[str] = []
+    locks: list[str | None] = []
+    now = time.time()
+    for spec in specs:
+        job = _job(spec, settings, now)
+        text = _checked_text(job, settings)
+        due = spec.due()
+        lock = spec.lock()
+        status = {
+            "state": (State.DELAYED if due else State.QUEUED).value,
+            "workflow": job.workflow,
+            "attempt": "1",
+            "max_attempts": str(job.max_attempts),
+            "queue": keys.queue,
+            "enqueued_at": f"{now:.6f}",
+        }
+        if due:
+            status["due_at"] = f"{due:.3f}"
+        if lock is not None:
+            status["unique_key"] = lock
+        all_keys.append(keys.job(job.id))
+        status_index = len(all_keys)
+        lock_index = 0
+        if lock is not None:
+            all_keys.append(keys.unique(lock))
+            lock_index = len(all_keys)
+        jobs.append([text, job.id, status_index, lock_index, int(due * 1000), status])
+        ids.append(job.id)
+        locks.append(lock)
+    batch = json.dumps(jobs, separators=(",", ":"))
+    args: list[str | int] = [settings.result_ttl, batch, keys.events]
+    return ScriptCall(all_keys, args, tuple(ids), tuple(locks))
+
+
+def enqueue_results(call: ScriptCall, raw: Sequence[Any]) -> list[Enqueued]:
+    out = []
+    for job_id, lock, answer in zip(call.ids, call.locks, raw, strict=True):
+        holder = as_text(answer)
+        out.append(Enqueued(holder or job_id, created=not holder, unique_key=lock))
+    return out
+
+
+def cancel_call(
+    job_id: str, unique: bytes | str | None, settings: Settings, keys: QueueKeys
+) -> ScriptCall:
+    """Arguments of `cancel-3.lua`."""
+    lock = keys.unique(as_text(unique)) if unique else keys.cancel(job_id)
+    return ScriptCall(
+        [keys.job(job_id), keys.cancel(job_id), lock],
+        [settings.result_ttl, job_id, unix_now(), keys.events],
+    )
+
+
+def decode_record(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {as_text(k): as_text(v) for k, v in raw.items()}
+
+
+def result_of(job_id: str, record: dict[str, str]) -> Any:
+    if record.get("state") != State.SUCCESS.value:
+        raise JobFailed(job_id, record)
+    raw = record.get("result", "null")
+    return json.loads(raw) if raw else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One dead-letter entry: its position (0 = newest), the parsed entry, and its raw text."""
+
+    index: int
+    entry: dict[str, Any]
+    raw: str
+
+    @property
+    def reason(self) -> str:
+        return str(self.entry.get("reason", ""))
+
+    @property
+    def job_text(self) -> str:
+        return str(self.entry.get("job", ""))
+
+
+def parse_dead_letters(raw: Sequence[bytes | str], start: int) -> list[DeadLetter]:
+    out = []
+    if start < 0:
+        start = -len(raw)
+    for offset, item in enumerate(raw):
+        text = as_text(item)
+        try:
+            entry = json.loads(text)
+        except ValueError:
+            entry = {"reason": "unreadable dead-letter entry", "job": text}
+        if not isinstance(entry, dict):
+            entry = {"reason": "unreadable dead-letter entry", "job": text}
+        out.append(DeadLetter(start + offset, entry, text))
+    return out
+
+
+def requeue_call(dead: DeadLetter, keys: QueueKeys) -> ScriptCall:
+    """Arguments of `requeue_dead-3.lua`: same id and fields, fresh attempts; a message that
+    never was a valid job goes back exactly as it was."""
+    text = dead.job_text
+    try:
+        job = decode_job(text, max_bytes=1 << 62)
+    except InvalidJob:
+        return ScriptCall([keys.dead, keys.queue, keys.dead], [dead.raw, text, "0", unix_now()])
+    job.attempt = 1
+    job.enqueued_at = time.time()
+    has_record = "0" if job.generated_id else "1"
+    return ScriptCall(
+        [keys.dead, keys.queue, keys.job(job.id)], [dead.raw, job.encode(), has_record, unix_now()]
+    )

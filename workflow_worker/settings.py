@@ -1,0 +1,226 @@
+"""The one place that reads the environment: a frozen, validated `Settings`."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from workflow_worker.engine.limits import parse_rate_limits
+from workflow_worker.engine.schedule import parse_schedule
+from workflow_worker.errors import ConfigError
+
+__all__ = ["ConfigError", "Settings"]
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_MODES = ("standalone", "sentinel", "cluster")
+_LOG_FORMATS = ("auto", "json", "text")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _int(var: str, raw: str, lo: int, hi: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(var, raw, f"an integer from {lo} to {hi}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(var, raw, f"an integer from {lo} to {hi}")
+    return value
+
+
+def _float(var: str, raw: str, lo: float, hi: float) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(var, raw, f"a number from {lo:g} to {hi:g}") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ConfigError(var, raw, f"a number from {lo:g} to {hi:g}")
+    return value
+
+
+def _bool(var: str, raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ConfigError(var, raw, "0 or 1 (also true/false, yes/no, on/off)")
+
+
+def _choice(var: str, raw: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
+    value = raw.strip().upper() if upper else raw.strip().lower()
+    if value not in allowed:
+        raise ConfigError(var, raw, "one of " + ", ".join(allowed))
+    return value
+
+
+def _redis_url(var: str, raw: str) -> str:
+    scheme = urlsplit(raw.strip()).scheme
+    if scheme not in _REDIS_SCHEMES:
+        raise ConfigError(var, _redact(raw), "a URL starting with redis://, rediss:// or unix://")
+    return raw.strip()
+
+
+def _import_path(var: str, raw: str) -> str:
+    module, sep, attr = raw.strip().partition(":")
+    if not sep or not module or not attr:
+        raise ConfigError(var, raw, "an import path module:attribute, e.g. myapp.flows:WORKFLOWS")
+    return raw.strip()
+
+
+def _queue_names(var: str, raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names or len(set(names)) != len(names):
+        raise ConfigError(var, raw, "one or more distinct queue names separated by commas")
+    return names
+
+
+def _schedule(var: str, raw: str) -> str:
+    parse_schedule(raw)
+    return raw.strip()
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the worker and the client read from the environment, validated once."""
+
+    redis_url: str = "redis://localhost:6379/0"
+    redis_username: str | None = None
+    redis_password: str | None = field(default=None, repr=False)
+    redis_mode: str = "standalone"
+    redis_sentinel_master: str = "mymaster"
+    redis_tls_ca_file: str | None = None
+    redis_tls_cert_file: str | None = None
+    redis_tls_key_file: str | None = None
+    queue: str = "workflow:queue"
+    queues: tuple[str, ...] = ()
+    queue_fairness: int = 10
+    concurrency: int = 50
+    http_host: str = "0.0.0.0"  # noqa: S104 - the pod's probes and Prometheus must reach it
+    http_port: int = 8080
+    shutdown_timeout: float = 300.0
+    benchmark_mode: bool = False
+    benchmark_min_seconds: float = 2.0
+    benchmark_max_seconds: float = 30.0
+    workflows: str = "workflow_worker.builtin:WORKFLOWS"
+    lease_seconds: float = 30.0
+    job_timeout: float = 600.0
+    max_attempts: int = 3
+    retry_backoff_seconds: float = 1.0
+    retry_backoff_max_seconds: float = 300.0
+    result_ttl: int = 86400
+    max_payload_bytes: int = 1_048_576
+    crash_redelivery_limit: int = 5
+    rate_limits: Mapping[str, Any] = field(default_factory=dict)
+    schedule: str = ""
+    metrics_interval: float = 5.0
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    log_flush_interval: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.queues:
+            object.__setattr__(self, "queues", (self.queue,))
+        if self.benchmark_min_seconds > self.benchmark_max_seconds:
+            raise ConfigError(
+                "WORKER_BENCHMARK_MIN_SECONDS",
+                str(self.benchmark_min_seconds),
+                f"at most WORKER_BENCHMARK_MAX_SECONDS ({self.benchmark_max_seconds:g})",
+            )
+        if self.retry_backoff_seconds > self.retry_backoff_max_seconds:
+            raise ConfigError(
+                "WORKER_RETRY_BACKOFF_SECONDS",
+                str(self.retry_backoff_seconds),
+                f"at most WORKER_RETRY_BACKOFF_MAX_SECONDS ({self.retry_backoff_max_seconds:g})",
+            )
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between lease renewals: a third of the lease, so two may fail in a row."""
+        return self.lease_seconds / 3
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read and validate every setting; raise `ConfigError` naming the first bad variable."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (var, parse) in _PARSERS.items():
+            raw = env.get(var)
+            if raw is not None and raw.strip() != "":
+                values[name] = parse(var, raw)
+        limits = env.get("WORKER_RATE_LIMITS", "")
+        if limits.strip():
+            values["rate_limits"] = parse_rate_limits(limits)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "queues" not in values and "queue" in values:
+            values["queues"] = (values["queue"],)
+        if "queue" not in values and "queues" in values:
+            values["queue"] = values["queues"][0]
+        return cls(**values)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (CLI flags), validated again."""
+        known = {f.name for f in fields(self)}
+        return replace(self, **{k: v for k, v in changes.items() if k in known and v is not None})
+
+
+def _p(var: str, parse: Callable[[str, str], T]) -> tuple[str, Callable[[str, str], T]]:
+    return var, parse
+
+
+_PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "redis_url": _p("REDIS_URL", _redis_url),
+    "redis_username": _p("REDIS_USERNAME", lambda _v, r: r),
+    "redis_password": _p("REDIS_PASSWORD", lambda _v, r: r),
+    "redis_mode": _p("REDIS_MODE", lambda v, r: _choice(v, r, _REDIS_MODES)),
+    "redis_sentinel_master": _p("REDIS_SENTINEL_MASTER", lambda _v, r: r.strip()),
+    "redis_tls_ca_file": _p("REDIS_TLS_CA_FILE", lambda _v, r: r.strip()),
+    "redis_tls_cert_file": _p("REDIS_TLS_CERT_FILE", lambda _v, r: r.strip()),
+    "redis_tls_key_file": _p("REDIS_TLS_KEY_FILE", lambda _v, r: r.strip()),
+    "queue": _p("WORKER_QUEUE", lambda v, r: _queue_names(v, r)[0]),
+    "queues": _p("WORKER_QUEUES", _queue_names),
+    "queue_fairness": _p("WORKER_QUEUE_FAIRNESS", lambda v, r: _int(v, r, 0, 1000)),
+    "concurrency": _p("WORKER_CONCURRENCY", lambda v, r: _int(v, r, 1, 10_000)),
+    "http_host": _p("WORKER_HTTP_HOST", lambda _v, r: r.strip()),
+    "http_port": _p("WORKER_HTTP_PORT", lambda v, r: _int(v, r, 0, 65535)),
+    "shutdown_timeout": _p("WORKER_SHUTDOWN_TIMEOUT", lambda v, r: _float(v, r, 0, 86_400)),
+    "benchmark_mode": _p("WORKER_BENCHMARK_MODE", _bool),
+    "benchmark_min_seconds": _p(
+        "WORKER_BENCHMARK_MIN_SECONDS", lambda v, r: _float(v, r, 0, 86_400)
+    ),
+    "benchmark_max_seconds": _p(
+        "WORKER_BENCHMARK_MAX_SECONDS", lambda v, r: _float(v, r, 0, 86_400)
+    ),
+    "workflows": _p("WORKER_WORKFLOWS", _import_path),
+    "lease_seconds": _p("WORKER_LEASE_SECONDS", lambda v, r: _float(v, r, 1, 3600)),
+    "job_timeout": _p("WORKER_JOB_TIMEOUT", lambda v, r: _float(v, r, 0.001, 7 * 86_400)),
+    "max_attempts": _p("WORKER_MAX_ATTEMPTS", lambda v, r: _int(v, r, 1, 1000)),
+    "retry_backoff_seconds": _p(
+        "WORKER_RETRY_BACKOFF_SECONDS", lambda v, r: _float(v, r, 0, 86_400)
+    ),
+    "retry_backoff_max_seconds": _p(
+        "WORKER_RETRY_BACKOFF_MAX_SECONDS", lambda v, r: _float(v, r, 0, 7 * 86_400)
+    ),
+    "result_ttl": _p("WORKER_RESULT_TTL", lambda v, r: _int(v, r, 1, 365 * 86_400)),
+    "max_payload_bytes": _p("WORKER_MAX_PAYLOAD_BYTES", lambda v, r: _int(v, r, 64, 512 << 20)),
+    "crash_redelivery_limit": _p("WORKER_CRASH_REDELIVERY_LIMIT", lambda v, r: _int(v, r, 1, 1000)),
+    "metrics_interval": _p("WORKER_METRICS_INTERVAL", lambda v, r: _float(v, r, 0.1, 3600)),
+    "schedule": _p("WORKER_SCHEDULE", _schedule),
+    "log_format": _p("WORKER_LOG_FORMAT", lambda v, r: _choice(v, r, _LOG_FORMATS)),
+    "log_level": _p("WORKER_LOG_LEVEL", lambda v, r: _choice(v, r, _LOG_LEVELS, upper=True)),
+    "log_flush_interval": _p("WORKER_LOG_FLUSH_INTERVAL", lambda v, r: _float(v, r, 0, 60)),
+}

@@ -1,0 +1,1 @@
+"""What an application writes against: the job context and the workflow registry."""
