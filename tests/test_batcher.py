@@ -25,7 +25,7 @@ async def test_an_op_redis_cannot_take_is_isolated_and_the_rest_land(
     queue = RedisQueue(aredis, Q)
     await queue.register("w", 60_000, {})
     await aredis.lpush(Q, '{"workflow":"w","id":"ok"}', '{"workflow":"w"}')
-    claimed = await queue.claim("w", 2, 0)
+    claimed = await queue.claim("w", 2, 1, 1 << 20)
     assert claimed is not None
     batcher = Batcher(queue, Metrics(CollectorRegistry(), Q), 60)
     batcher.start()
@@ -44,7 +44,7 @@ async def test_flush_waits_for_fire_and_forget_ops(aredis: aioredis.Redis) -> No
     queue = RedisQueue(aredis, Q)
     await queue.register("w", 60_000, {})
     await aredis.lpush(Q, '{"workflow":"w","id":"p"}')
-    claimed = await queue.claim("w", 1, 0)
+    claimed = await queue.claim("w", 1, 1, 1 << 20)
     assert claimed is not None
     batcher = Batcher(queue, Metrics(CollectorRegistry(), Q), 60)
     batcher.start()
@@ -90,7 +90,7 @@ async def claimed_jobs(client: aioredis.Redis, count: int) -> tuple[RedisQueue, 
     queue = RedisQueue(client, Q)
     await queue.register("w", 60_000, {})
     await client.lpush(Q, *[f'{{"workflow":"w","id":"j{i}"}}' for i in range(count)])
-    claimed = await queue.claim("w", count, 0)
+    claimed = await queue.claim("w", count, 1, 1 << 20)
     assert claimed is not None
     return queue, claimed
 

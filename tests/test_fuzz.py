@@ -14,11 +14,15 @@ from hypothesis import strategies as st
 
 from tests.conftest import WorkerProcess, make_settings, wait_until
 from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.engine.queue import HEAD_BYTES
 from workflow_worker.producer.client import JobSpec, PayloadTooLarge, SyncClient
+from workflow_worker.settings import claim_limit
 
 Q = "workflow:queue"
 KEYS = QueueKeys.for_queue(Q)
 LIMIT = 4096
+# What a worker takes: the producers' limit and room for what workers add on a retry.
+TAKES = claim_limit(LIMIT)
 Spawn = Callable[..., WorkerProcess]
 
 # JSON values of every shape, including odd unicode (lone surrogates survive json.dumps as \ud800).
@@ -65,7 +69,7 @@ deep_nesting = st.one_of(
     st.integers(min_value=100, max_value=800).map(lambda n: '{"a":' * n + "1" + "}" * n),
     st.integers(min_value=10_000, max_value=200_000).map(lambda n: "{" * n),
 )
-huge = st.integers(min_value=LIMIT + 1, max_value=LIMIT * 50).flatmap(
+huge = st.integers(min_value=TAKES + 1, max_value=LIMIT * 50).flatmap(
     lambda n: st.sampled_from(
         [
             json.dumps({"workflow": "echo", "payload": {"blob": "x" * n}}),
@@ -122,9 +126,15 @@ def test_bad_messages_are_dead_lettered_and_never_crash_the_worker(
         wait_until(lambda: sync_redis.llen(KEYS.dead) >= seen, timeout=15)
         entry = _dead_entries(sync_redis)[0]
         assert entry["reason"]
-        assert entry["kind"] in {"invalid"}
         assert float(entry["failed_at"]) > 0
-        assert entry["job"] == raw.decode("utf-8", "replace")
+        if len(raw) > TAKES:
+            # Kept whole beside the entry, never read by the worker; the entry has its head.
+            assert entry["kind"] == "too_large"
+            assert entry["job"] == raw[:HEAD_BYTES].decode("utf-8", "replace")
+            assert sync_redis.hget(KEYS.dead_blobs, entry["blob"]) == raw
+        else:
+            assert entry["kind"] == "invalid"
+            assert entry["job"] == raw.decode("utf-8", "replace")
         assert worker.proc.poll() is None
 
     one_bad_message()
@@ -173,8 +183,8 @@ def test_oversize_raw_message_is_dead_lettered_with_the_limit(
 ) -> None:
     """A producer that bypasses the API and pushes an oversize message gets it dead-lettered."""
     spawn_worker(WORKER_MAX_PAYLOAD_BYTES=str(LIMIT))
-    sync_redis.lpush(Q, json.dumps({"workflow": "echo", "payload": {"b": "x" * LIMIT}}))
+    sync_redis.lpush(Q, json.dumps({"workflow": "echo", "payload": {"b": "x" * TAKES}}))
     wait_until(lambda: sync_redis.llen(KEYS.dead) == 1)
     entry = _dead_entries(sync_redis)[0]
-    assert f"over the {LIMIT}-byte limit" in entry["reason"]
+    assert f"over the {TAKES}-byte limit" in entry["reason"]
     assert time.time() - float(entry["failed_at"]) < 60

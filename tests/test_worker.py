@@ -255,9 +255,9 @@ async def test_a_stray_claim_of_a_live_worker_is_requeued(
     await aredis.lpush(Q, json.dumps({"workflow": "record", "id": "first"}))
     await wait_for(lambda: seen == ["first"])
     await wait_for(lambda: _empty(aredis))
-    # What a failover leaves behind when the acknowledgement of claim 0 went to the demoted
-    # primary: the claim is back, though this worker finished its job.
-    token = worker_id.decode() + "|0"
+    # What a failover leaves behind when the acknowledgement of the first claim went to the
+    # demoted primary: the claim is back, though this worker finished its job.
+    token = worker_id.decode() + "|1:1"
     await aredis.hset(KEYS.processing, token, json.dumps({"workflow": "record", "id": "stray"}))
     await wait_for(lambda: seen == ["first", "stray"], timeout=15)
     await wait_for(lambda: _empty(aredis), timeout=5)
@@ -281,7 +281,9 @@ async def test_the_audit_leaves_a_claim_whose_reply_is_on_its_way(
             await chores.register()
             await aredis.lpush(Q, json.dumps({"workflow": "record", "id": "in-flight"}))
             # The claim script ran, but the consumer has not processed its reply yet.
-            claimed = await lane.queue.claim(consumer.worker_id, 1, consumer.next_seq)
+            claimed = await lane.queue.claim(
+                consumer.worker_id, 1, consumer.next_call, settings.claim_limit
+            )
             assert claimed is not None
             assert len(claimed) == 1
             await chores.audit()

@@ -1,9 +1,13 @@
 """The composition root: build every part, run until a signal, then shut down in order.
 
+Start-up: read the Redis server and refuse one that cannot keep the promises (version, eviction
+policy; engine/preflight.py), register, then start the liveness thread (lease renewal and the
+event-loop watchdog), the chores and the claim loop.
+
 Shutdown order (SIGTERM or SIGINT): stop claiming at once and turn /readyz to 503; give running
 jobs up to WORKER_SHUTDOWN_TIMEOUT; cancel what still runs and put it back at the queue's
-consuming end; store every pending state change; give up the lease; stop HTTP; close Redis.
-A second signal skips the wait but still requeues.
+consuming end; store every pending state change; put back any claim still held; give up the
+lease; stop HTTP; close Redis. A second signal skips the wait but still requeues.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from workflow_worker.engine.chores import Chores
 from workflow_worker.engine.consumer import Consumer
 from workflow_worker.engine.execution import Executor
 from workflow_worker.engine.lane import Lane
+from workflow_worker.engine.liveness import Liveness
+from workflow_worker.engine.preflight import ServerFacts, check, read_facts
 from workflow_worker.engine.queue import RedisQueue
 from workflow_worker.engine.ratelimit import RateLimiter
 from workflow_worker.engine.schedule import parse_schedule
@@ -64,6 +70,9 @@ class Worker:
         self.http_port = settings.http_port
         self._client: Any = None
         self._last_redis_error = ""
+        self.server: ServerFacts | None = None
+        self.liveness: Liveness | None = None
+        self._left = False
 
     def request_stop(self) -> None:
         """First call: drain. Second call: skip the wait (jobs are still requeued)."""
@@ -87,6 +96,7 @@ class Worker:
                 last_tick=lambda: chores.last_tick,
                 ready=self._ready(chores, consumer),
                 refresh=chores.refresh_gauges,
+                details=lambda: {"redis": self.server.as_dict()} if self.server else {},
             )
             runner, self.http_port = await start_http(
                 create_app(health, self.prom), self.settings.http_host, self.settings.http_port
@@ -96,8 +106,10 @@ class Worker:
             for lane in lanes:
                 lane.batcher.start()
             background = [asyncio.create_task(chores.ticker(), name="ticker")]
+            liveness = self.liveness = self._liveness(lanes, consumer, chores)
             try:
                 if await self._register(chores):
+                    liveness.start()
                     background += [*chores.tasks(), *self._scheduler(client)]
                     claim = asyncio.create_task(consumer.claim_loop(), name="claim")
                     log.info("worker started", extra=self._describe(consumer))
@@ -105,9 +117,11 @@ class Worker:
                         ready.set()
                     await self.stopping.wait()
                     await self._drain(consumer, claim)
-                    await self._leave(consumer)
+                    await self._leave(consumer, chores)
             finally:
+                liveness.stop()
                 await chores.stop(background)
+                await asyncio.to_thread(liveness.join, 5.0)
                 for lane in lanes:
                     await lane.batcher.close()
                 await runner.cleanup()
@@ -145,6 +159,34 @@ class Worker:
         )
         # Stops with the drain, so a replica that is going away enqueues nothing more.
         return [asyncio.create_task(scheduler.run(self.stopping), name="scheduler")]
+
+    def _liveness(self, lanes: list[Lane], consumer: Consumer, chores: Chores) -> Liveness:
+        def lease_gone() -> None:
+            # After the exit gave the lease up, a renewal finding it gone is no news.
+            if not self._left:
+                consumer.lease_lost.set()
+
+        return Liveness(
+            self.settings,
+            lanes,
+            self.metrics,
+            worker_id=lambda: consumer.worker_id,
+            running=lambda: consumer.running,
+            info=chores.info,
+            on_lease_gone=lease_gone,
+            on_renewed=chores.renewed,
+            on_failed=chores.renew_failed,
+        )
+
+    async def _check_server(self) -> None:
+        """Read the server once per process and refuse one that cannot keep the promises."""
+        self.server = facts = await read_facts(self._client)
+        check(facts, self.settings)
+        self.metrics.redis_info.clear()
+        self.metrics.redis_info.labels(
+            facts.version, facts.maxmemory_policy, facts.appendonly, facts.appendfsync
+        ).set(1)
+        log.info("redis server", extra=facts.as_dict())
 
     def _lane(self, client: Any, name: str) -> Lane:
         queue = RedisQueue(client, name)
@@ -189,6 +231,8 @@ class Worker:
         delay = 0.1
         while not self.stopping.is_set():
             try:
+                if self.server is None:
+                    await self._check_server()
                 await chores.register()
                 return True
             except (RedisError, OSError) as exc:
@@ -230,9 +274,14 @@ class Worker:
             for lane in consumer.lanes:
                 await asyncio.wait_for(lane.batcher.flush(), REQUEUE_DEADLINE)
 
-    async def _leave(self, consumer: Consumer) -> None:
-        """Give up the lease so nobody waits for it to expire."""
+    async def _leave(self, consumer: Consumer, chores: Chores) -> None:
+        """Put back any claim still held, then give up the lease so nobody waits for it."""
+        if self.liveness is not None:
+            self.liveness.stop()
+        self._left = True
         try:
+            if not consumer.running:
+                await asyncio.wait_for(chores.release(), REQUEUE_DEADLINE)
             for lane in consumer.lanes:
                 await asyncio.wait_for(lane.queue.unregister(consumer.worker_id), 5.0)
         except (RedisError, OSError, TimeoutError) as exc:

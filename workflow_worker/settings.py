@@ -13,9 +13,19 @@ from workflow_worker.engine.limits import parse_rate_limits
 from workflow_worker.engine.schedule import parse_schedule
 from workflow_worker.errors import ConfigError
 
-__all__ = ["ConfigError", "Settings"]
+__all__ = ["ConfigError", "Settings", "claim_limit"]
 
 T = TypeVar("T")
+
+# Redis refuses a bulk string over 512 MiB; a dead-letter entry may escape its message up to
+# sixfold (control bytes as \u00XX), so a message must stay well below a sixth of that.
+MAX_MESSAGE_BYTES = 64 << 20
+
+
+def claim_limit(max_payload_bytes: int) -> int:
+    """See `Settings.claim_limit`."""
+    return max_payload_bytes + max_payload_bytes // 16 + 1024
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -124,7 +134,11 @@ class Settings:
     retry_backoff_max_seconds: float = 300.0
     result_ttl: int = 86400
     max_payload_bytes: int = 1_048_576
+    max_result_bytes: int = 1_048_576
     crash_redelivery_limit: int = 5
+    allow_eviction: bool = False
+    loop_block_seconds: float = 1.0
+    loop_stall_limit: float = 300.0
     rate_limits: Mapping[str, Any] = field(default_factory=dict)
     schedule: str = ""
     metrics_interval: float = 5.0
@@ -147,6 +161,13 @@ class Settings:
                 str(self.retry_backoff_seconds),
                 f"at most WORKER_RETRY_BACKOFF_MAX_SECONDS ({self.retry_backoff_max_seconds:g})",
             )
+
+    @property
+    def claim_limit(self) -> int:
+        """The largest message a worker runs: the producers' limit plus a sixteenth and 1 KiB,
+        room for what a worker adds when it writes a job back (attempt, id, re-encoded
+        numbers), so a job just under the limit can still be retried."""
+        return claim_limit(self.max_payload_bytes)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -216,8 +237,16 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
         "WORKER_RETRY_BACKOFF_MAX_SECONDS", lambda v, r: _float(v, r, 0, 7 * 86_400)
     ),
     "result_ttl": _p("WORKER_RESULT_TTL", lambda v, r: _int(v, r, 1, 365 * 86_400)),
-    "max_payload_bytes": _p("WORKER_MAX_PAYLOAD_BYTES", lambda v, r: _int(v, r, 64, 512 << 20)),
+    "max_payload_bytes": _p(
+        "WORKER_MAX_PAYLOAD_BYTES", lambda v, r: _int(v, r, 64, MAX_MESSAGE_BYTES)
+    ),
+    "max_result_bytes": _p(
+        "WORKER_MAX_RESULT_BYTES", lambda v, r: _int(v, r, 64, MAX_MESSAGE_BYTES)
+    ),
     "crash_redelivery_limit": _p("WORKER_CRASH_REDELIVERY_LIMIT", lambda v, r: _int(v, r, 1, 1000)),
+    "allow_eviction": _p("WORKER_ALLOW_EVICTION", _bool),
+    "loop_block_seconds": _p("WORKER_LOOP_BLOCK_SECONDS", lambda v, r: _float(v, r, 0.05, 3600)),
+    "loop_stall_limit": _p("WORKER_LOOP_STALL_LIMIT", lambda v, r: _float(v, r, 1, 7 * 86_400)),
     "metrics_interval": _p("WORKER_METRICS_INTERVAL", lambda v, r: _float(v, r, 0.1, 3600)),
     "schedule": _p("WORKER_SCHEDULE", _schedule),
     "log_format": _p("WORKER_LOG_FORMAT", lambda v, r: _choice(v, r, _LOG_FORMATS)),

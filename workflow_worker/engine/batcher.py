@@ -36,6 +36,9 @@ __all__ = ["Batcher"]
 
 log = logging.getLogger("workflow_worker.batcher")
 MAX_BATCH = 500
+# A batch's ops travel as one bulk string (Redis refuses one over 512 MiB); large results and
+# dead-letter entries split batches well before that.
+MAX_BATCH_BYTES = 16 << 20
 # Called with an op's result once it is applied: 1 claim held, 0 lost, 2 cancel requested.
 Then = Callable[[int], None]
 
@@ -119,14 +122,24 @@ class Batcher:
         if not self._line.ready:
             self._recover()
             return
-        batch = self._pending[:MAX_BATCH]
         try:
-            command = self._queue.apply_command([op for op, _ in batch], self._ttl)
+            count, command = self._command(len(self._pending))
         except Exception:
             self._recover()  # an op that cannot even be encoded: isolated there
             return
-        self._sending = len(batch)
+        self._sending = count
         self._line.send(command, self._on_reply)
+
+    def _command(self, pending: int) -> tuple[int, bytes]:
+        """The packed command for the next batch and how many ops it carries: up to
+        MAX_BATCH ops, halved while its encoding is over MAX_BATCH_BYTES (one op at least)."""
+        count = min(pending, MAX_BATCH)
+        while True:
+            ops = [op for op, _ in self._pending[:count]]
+            command = self._queue.apply_command(ops, self._ttl)
+            if len(command) <= MAX_BATCH_BYTES or count == 1:
+                return count, command
+            count //= 2
 
     def _on_reply(self, reply: Reply) -> None:
         count, self._sending = self._sending, 0
@@ -173,7 +186,7 @@ class Batcher:
         delay = 0.05
         try:
             while self._pending or (self._line.supported and not self._line.ready):
-                batch = self._pending[:MAX_BATCH]
+                batch = self._pending[: self._batch_size()]
                 try:
                     if self._line.supported and not self._line.ready:
                         await self._line.open()
@@ -192,6 +205,12 @@ class Batcher:
             self._recovery = None
         if self._pending:
             self._send()
+
+    def _batch_size(self) -> int:
+        try:
+            return self._command(len(self._pending))[0] if self._pending else 0
+        except Exception:
+            return 1  # an op that cannot be encoded: taken alone, then isolated
 
     def _failed(self, exc: BaseException, count: int) -> None:
         if not transient(exc):
@@ -212,7 +231,7 @@ class Batcher:
 
     async def _call(self, ops: list[Op]) -> list[int]:
         if not self._line.supported:
-            return await self._queue.apply(ops, self._ttl)
+            return await self._queue.apply(ops, self._ttl, infer=True)
         command = self._queue.apply_command(ops, self._ttl)
         try:
             reply = await self._line.call(command)

@@ -1,5 +1,7 @@
-"""Periodic chores of a worker, each a supervised loop: leases, reaping, promotion, cancel
-requests, gauges, event-loop lag. Every chore covers all the worker's lanes (queues)."""
+"""Periodic chores of a worker, each a supervised loop: lease recovery, reaping, the audit of
+its own claims, promotion, cancel requests, gauges, event-loop lag. Every chore covers all the
+worker's lanes (queues). Lease renewal itself runs in a thread (`liveness.py`), so a job that
+blocks the event loop cannot make the worker look dead."""
 
 from __future__ import annotations
 
@@ -16,18 +18,17 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from workflow_worker.engine import reclaim
 from workflow_worker.engine.consumer import Consumer
 from workflow_worker.engine.events import EventListener
-from workflow_worker.engine.queue import Op
 from workflow_worker.ops.metrics import Metrics
 from workflow_worker.settings import Settings
 
 __all__ = ["Chores", "new_worker_id"]
 
 log = logging.getLogger("workflow_worker.chores")
-# Each wake of an idle process costs CPU: the ticker shares the heartbeat's wake-ups (the
-# default heartbeat interval, WORKER_LEASE_SECONDS / 3, is 10 s). Stalls of lease/3 are still
-# noticed: a late tick forces a heartbeat.
+# Each wake of an idle process costs CPU: the ticker shares the other chores' wake-ups (the
+# default interval, WORKER_LEASE_SECONDS / 3, is 10 s).
 TICK = 10.0
 FULL_SCAN_EVERY = 10
 PROMOTE_MIN_SLEEP = 0.02
@@ -37,14 +38,6 @@ def new_worker_id() -> str:
     """host:pid:random; never contains '|', which separates a claim token's parts."""
     host = socket.gethostname().replace("|", "_")
     return f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _claim_seq(token: str) -> int:
-    """The sequence number of a claim token "<worker id>|<n>" (-1 when it has none: stray)."""
-    try:
-        return int(token.rpartition("|")[2])
-    except ValueError:
-        return -1
 
 
 class Chores:
@@ -60,11 +53,9 @@ class Chores:
         self.redis_ok = False
         self.registered = False
         self._connected_since: float | None = None
-        self._beat_now = asyncio.Event()
         self._stop = asyncio.Event()
         self._busy: set[str] = set()
-        self._wake = {"heartbeat": self._beat_now, "promote": asyncio.Event()}
-        self._wake["cancel"] = asyncio.Event()
+        self._wake = {"promote": asyncio.Event(), "cancel": asyncio.Event()}
         self._gauges_at = 0.0
         self._gauges_task: asyncio.Task[None] | None = None
         self._started = time.time()
@@ -105,18 +96,26 @@ class Chores:
         self.metrics.redis_error(operation)
         log.warning("redis %s failed: %s", operation, exc)
 
+    # The liveness thread reports its renewals here (plain attribute writes and thread-safe
+    # metrics: nothing here touches the event loop).
+    def renewed(self) -> None:
+        self._ok()
+
+    def renew_failed(self, exc: BaseException) -> None:
+        self._failed("heartbeat", exc)
+
     def tasks(self) -> list[asyncio.Task[None]]:
         """The loops. Promotion and cancel checks are woken by events on the queues' channels;
         their timers are only the fallback for missed messages."""
         interval = self.settings.heartbeat_interval
         loops: list[tuple[str, Callable[[], Awaitable[float | None]]]] = [
-            ("heartbeat", self._paced(self.heartbeat, interval)),
             ("reap", self._paced(self.reap, interval)),
             ("audit", self._paced(self.audit, max(self.settings.lease_seconds, 5.0))),
             ("promote", self.promote),
             ("cancel", self._paced(self.cancel_requests, interval)),
         ]
         out = [asyncio.create_task(self._loop(name, func), name=name) for name, func in loops]
+        out.append(asyncio.create_task(self.lease_keeper(), name="lease"))
         channels = {lane.queue.keys.events: lane.name for lane in self.lanes}
         client = self.lanes[0].queue.client
         listener = EventListener(client, channels, self.on_event, self.on_subscribed)
@@ -202,18 +201,22 @@ class Chores:
             return pause
         return pause - (time.monotonic() - self._phase) % pause
 
-    async def heartbeat(self) -> None:
-        """Renew the lease on every lane; if one was lost, drop our jobs and register again."""
-        if self.consumer.lease_lost.is_set() or not self.registered:
-            await self._recover_lease()
-            return
-        info = self.info()
-        held = True
-        for lane in self.lanes:
-            held &= await lane.queue.renew(self.consumer.worker_id, self.lease_ms, info)
-        self._ok()
-        if not held:
-            await self._recover_lease()
+    async def lease_keeper(self) -> None:
+        """Register anew whenever the lease is found gone (by the liveness thread's renewal or
+        a refused claim): this worker was presumed dead and its jobs were re-delivered."""
+        delay = 0.1
+        while not self._stop.is_set():
+            await self.consumer.lease_lost.wait()
+            self._busy.add("lease")
+            try:
+                await self._recover_lease()
+                delay = 0.1
+            except (RedisError, OSError) as exc:
+                self._failed("register", exc)
+                await asyncio.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 5.0)
+            finally:
+                self._busy.discard("lease")
 
     async def _recover_lease(self) -> None:
         if self.registered:
@@ -224,6 +227,8 @@ class Chores:
             )
             self.metrics.leases_lost.inc()
             self.consumer.interrupt_all("lease_lost")
+            self.consumer.forget_unanswered()
+            self.registered = False
         await self.register()
         self.consumer.lease_lost.clear()
 
@@ -239,45 +244,40 @@ class Chores:
         self._rounds += 1
         full = self._rounds % FULL_SCAN_EVERY == 1
         for lane in self.lanes:
-            requeued, buried, removed = await lane.queue.reap(
-                self.settings.crash_redelivery_limit, full
-            )
-            if requeued or buried or removed:
-                self.metrics.redeliveries.labels(lane.name).inc(requeued)
+            done = await reclaim.reap(lane.queue, self.settings, full)
+            if done.requeued:
+                self.metrics.redeliveries.labels(lane.name).inc(done.requeued)
+            if done.requeued or done.dead_lettered or done.workers_removed:
                 log.warning(
                     "re-delivered jobs of dead workers",
                     extra={
                         "queue": lane.name,
-                        "requeued": requeued,
-                        "dead_lettered": buried,
-                        "workers_removed": removed,
+                        "requeued": done.requeued,
+                        "dead_lettered": done.dead_lettered,
+                        "workers_removed": done.workers_removed,
                     },
                 )
 
     async def audit(self) -> None:
         """Requeue claims of this worker that it is not running.
 
-        A claim can outlive its job here: an acknowledgement written to a primary that a
-        failover then discarded, or a bug in the bookkeeping. Its worker is alive, so no reaper
-        would ever take it back; the worker itself must. Requeues are conditional on the claim,
-        so one acknowledged meanwhile is left alone.
+        A claim can outlive its job here: a claim call whose reply was lost and not asked
+        again, an acknowledgement written to a primary that a failover then discarded, or a
+        bug in the bookkeeping. Its worker is alive, so no reaper would ever take it back; the
+        worker itself must. Requeues are conditional on the claim, so one acknowledged
+        meanwhile is left alone.
         """
-        worker_id = self.consumer.worker_id
+        consumer = self.consumer
+        worker_id = consumer.worker_id
         for lane in self.lanes:
-            # A claim whose reply is still on its way is in Redis but not yet in `running`:
-            # only claims numbered below what had been answered before the scan can be stray.
-            horizon = self.consumer.next_seq
-            claims = await lane.queue.claims_of(worker_id)
-            stray = {
-                t: raw
-                for t, raw in claims.items()
-                if t not in self.consumer.running and _claim_seq(t) < horizon
-            }
-            if not stray:
-                continue
-            ops = [Op("requeue", t, arg=raw.decode("utf-8", "replace")) for t, raw in stray.items()]
-            requeued = sum(
-                1 for held in await lane.queue.apply(ops, self.settings.result_ttl) if held
+            horizon = consumer.next_call
+            doubt = consumer.calls_in_doubt()
+            claims = await lane.queue.claims_of(worker_id, self.settings.claim_limit)
+            if consumer.worker_id != worker_id:
+                return
+            doubt |= consumer.calls_in_doubt()
+            requeued = await reclaim.put_back_stray(
+                lane.queue, self.settings, claims, consumer.running, horizon, doubt
             )
             if requeued:
                 self.metrics.requeued.labels(lane.name, "stray_claim").inc(requeued)
@@ -285,6 +285,15 @@ class Chores:
                     "requeued claims this worker held but was not running",
                     extra={"queue": lane.name, "requeued": requeued},
                 )
+
+    async def release(self) -> None:
+        """At exit, once no job runs: put back every claim this worker still holds (a claim
+        call stopped before its reply arrived), instead of leaving them to the reapers."""
+        for lane in self.lanes:
+            released = await reclaim.release(lane.queue, self.settings, self.consumer.worker_id)
+            if released:
+                self.metrics.requeued.labels(lane.name, "exit").inc(released)
+                log.warning("requeued claims left at exit", extra={"released": released})
 
     async def promote(self) -> float:
         """Move due delayed jobs; sleep until the next one is due, or a heartbeat interval."""
@@ -343,7 +352,7 @@ class Chores:
         return TICK - (time.monotonic() - self._phase) % TICK
 
     async def ticker(self) -> None:
-        """Measure event-loop lag; a long stall (SIGSTOP, a blocking call) forces a heartbeat."""
+        """Measure event-loop lag (also what /healthz reads)."""
         while not self._stop.is_set():
             due = time.monotonic() + self._aligned_tick()
             await asyncio.sleep(due - time.monotonic())
@@ -351,5 +360,3 @@ class Chores:
             lag = max(0.0, now - due)
             self.last_tick = now
             self.metrics.set_all(self.metrics.loop_lag, lag)
-            if lag > self.settings.lease_seconds / 3:
-                self._beat_now.set()

@@ -46,7 +46,12 @@ class Consumer:
         self.executor = executor
         self.worker_id = ""
         self.running: dict[str, Running] = {}
-        self._seq = 0
+        # Claim calls are numbered; a number is never reused for another call, so claim tokens
+        # never repeat. A call whose outcome is unknown (an error after it may have run) is sent
+        # again, same number and count, before anything else on its lane.
+        self._calls = 0
+        self._in_flight: set[int] = set()
+        self._unanswered: dict[str, tuple[str, int, int]] = {}
         self._round = 0
         self._slot_freed = asyncio.Event()
         self._idle = asyncio.Event()
@@ -62,10 +67,16 @@ class Consumer:
         return self.settings.concurrency
 
     @property
-    def next_seq(self) -> int:
-        """The sequence number the next claim starts at: every token this worker has seen the
-        claim reply for is numbered below it."""
-        return self._seq
+    def next_call(self) -> int:
+        """The number the next new claim call gets: every call numbered below it was sent."""
+        return self._calls + 1
+
+    def calls_in_doubt(self) -> set[int]:
+        """Claim calls sent whose claims may be in Redis without being in `running`: the one
+        awaiting its reply, and those whose reply was lost (they will be sent again)."""
+        doubt = set(self._in_flight)
+        doubt.update(call for wid, call, _ in self._unanswered.values() if wid == self.worker_id)
+        return doubt
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -108,15 +119,35 @@ class Consumer:
             free = self.capacity - len(self.running)
             if free <= 0:
                 break
-            claimed = await lane.queue.claim(self.worker_id, free, self._seq)
+            claimed = await self._claim(lane, free)
             if claimed is None:
                 raise LeaseLost
             self.metrics.redis_connected.labels(lane.name).set(1)
-            self._seq += len(claimed)
             for item in claimed:
                 self._start(lane, item)
             total += len(claimed)
         return total
+
+    async def _claim(self, lane: Lane, free: int) -> list[Claimed] | None:
+        """One claim call on `lane`: the unanswered one again if there is one, else a new one."""
+        pending = self._unanswered.get(lane.name)
+        if pending is not None and pending[0] == self.worker_id:
+            _, call, count = pending
+        else:
+            self._calls += 1
+            call, count = self._calls, free
+            self._unanswered[lane.name] = (self.worker_id, call, count)
+        self._in_flight.add(call)
+        try:
+            claimed = await lane.queue.claim(self.worker_id, count, call, self.settings.claim_limit)
+        finally:
+            self._in_flight.discard(call)
+        del self._unanswered[lane.name]
+        return claimed
+
+    def forget_unanswered(self) -> None:
+        """Drop calls sent under a worker id this worker no longer has (lease lost)."""
+        self._unanswered.clear()
 
     async def _until(self, aw: Awaitable[Any]) -> Any:
         """Await `aw` unless the stop event fires first (then `aw` is cancelled): its result,

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -20,9 +21,9 @@ from typing import Any
 import aiohttp
 from redis.exceptions import RedisError
 
-from workflow_worker.engine.job import InvalidJob, Job, State, decode_job
+from workflow_worker.engine.job import InvalidJob, Job, State, decode_job, with_id
 from workflow_worker.engine.lane import Lane
-from workflow_worker.engine.outcome import Outcome, failed, invalid, succeeded
+from workflow_worker.engine.outcome import Outcome, failed, invalid, oversized, succeeded
 from workflow_worker.engine.queue import Claimed, Op, unix_now
 from workflow_worker.engine.ratelimit import RateLimiter
 from workflow_worker.ops.metrics import Metrics
@@ -98,7 +99,8 @@ class Executor:
             outcome = await self._attempt(item, running)
             if outcome is not None:
                 job = running.job
-                if job is not None and outcome.status != "deferred":
+                if job is not None:
+                    # Final ops release the lock; retries and deferrals keep it alive longer.
                     outcome.op.unique_key = str(job.extra.get("unique_key") or "")
                     outcome.op.cancellable = not job.generated_id
                 continuation = functools.partial(self._stored, outcome, running)
@@ -143,32 +145,34 @@ class Executor:
         return {"slept": round(seconds, 3)}
 
     async def _attempt(self, item: Claimed, running: Running) -> Outcome | None:
+        if not item.whole:
+            return oversized(item, self.settings.claim_limit)
         try:
-            job = decode_job(item.raw, max_bytes=self.settings.max_payload_bytes)
+            job = decode_job(item.raw, max_bytes=self.settings.claim_limit)
         except InvalidJob as exc:
             return invalid(item.token, item.raw, str(exc))
         func = self._lookup(job)
         if func is None:
-            return invalid(item.token, item.raw, f"unknown workflow {job.workflow!r}", job.id)
+            return invalid(item.token, item.raw, f"unknown workflow {job.workflow!r}")
         running.job = job
         if running.stop_reason is not None:
-            return self._interrupted(running, job)
+            return self._interrupted(running, item, job)
         wait = await self._admit(item, job, running)
         if wait > 0:
             return self._deferred(item, job, wait)
         held = await self._mark_started(item, job, running.lane)
         if held != 1:
             running.stop_reason = "cancelled" if held == 2 else "lease_lost"
-            return self._interrupted(running, job)
+            return self._interrupted(running, item, job)
         started = time.monotonic()
         outcome = await self._call(func, job, running)
         duration = time.monotonic() - started
         self.metrics.observe_duration(running.lane.name, job.workflow, duration)
         if outcome is None:
-            return self._interrupted(running, job)
+            return self._interrupted(running, item, job)
         if isinstance(outcome, BaseException):
             return failed(running.token, job, outcome, duration, self.settings)
-        return succeeded(running.token, job, outcome[0], duration)
+        return succeeded(running.token, job, outcome[0], duration, self.settings)
 
     async def _admit(self, item: Claimed, job: Job, running: Running) -> float:
         """0 when the job may start now; else seconds to wait for its fleet-wide limit."""
@@ -184,14 +188,29 @@ class Executor:
 
     def _deferred(self, item: Claimed, job: Job, wait: float) -> Outcome:
         """Back to the delayed set, unchanged: waiting for a limit is not an attempt."""
-        due_ms = int((time.time() + wait) * 1000)
         status: dict[str, str] = {}
         job_id = ""
         if not job.generated_id:
             job_id = job.id
-            status = {"state": State.DELAYED.value, "due_at": f"{due_ms / 1000:.3f}"}
-        text = item.raw.decode("utf-8")
-        return Outcome(Op("defer", item.token, job_id, text, due_ms, status), "deferred")
+            status = {"state": State.DELAYED.value}
+        op = Op(
+            "defer",
+            item.token,
+            job_id,
+            self._as_claimed(item, job),
+            max(1, round(wait * 1000)),
+            status,
+            extra_s=math.ceil(wait),
+        )
+        return Outcome(op, "deferred")
+
+    @staticmethod
+    def _as_claimed(item: Claimed, job: Job) -> str:
+        """The message as its producer wrote it, with the id it was given here if it had none:
+        a job put back keeps one identity, and two identical messages stay two jobs."""
+        if job.generated_id:
+            return with_id(item.raw, job.id)
+        return item.raw.decode("utf-8")
 
     async def _call(
         self, func: Callable[..., Awaitable[Any]], job: Job, running: Running
@@ -222,11 +241,12 @@ class Executor:
             expiry.cancel()
             running.in_workflow = False
 
-    def _interrupted(self, running: Running, job: Job) -> Outcome | None:
+    def _interrupted(self, running: Running, item: Claimed, job: Job) -> Outcome | None:
         reason = running.stop_reason or "cancelled"
         if reason == "shutdown":
             status = {"state": State.QUEUED.value, "requeued_at": unix_now()}
-            return Outcome(Op("requeue", running.token, job.id, job.encode(), 0, status), "")
+            text = self._as_claimed(item, job)
+            return Outcome(Op("requeue", running.token, job.id, text, 0, status), "")
         if reason == "lease_lost":
             return None
         status = {"state": State.CANCELLED.value, "finished_at": unix_now()}
@@ -249,7 +269,15 @@ class Executor:
                 "worker": self.worker_id(),
                 "started_at": unix_now(),
             }
-            start = Op("start", item.token, job.id, status=status, cancellable=True)
+            start = Op(
+                "start",
+                item.token,
+                job.id,
+                status=status,
+                unique_key=str(job.extra.get("unique_key") or ""),
+                cancellable=True,
+                extra_s=math.ceil(job.timeout or self.settings.job_timeout),
+            )
             held = await lane.batcher.submit(start)
             if held != 1:
                 return held

@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["KNOWN_FIELDS", "InvalidJob", "Job", "State", "decode_job", "new_job_id"]
+__all__ = [
+    "KNOWN_FIELDS",
+    "InvalidJob",
+    "Job",
+    "State",
+    "decode_job",
+    "new_job_id",
+    "peek_identity",
+    "utf8_json",
+    "with_id",
+]
 
 KNOWN_FIELDS = frozenset(
     {"id", "workflow", "payload", "enqueued_at", "attempt", "max_attempts", "timeout"}
@@ -50,6 +60,90 @@ def _reject_constant(name: str) -> float:
     raise InvalidJob(f"not valid JSON: {name} is not allowed")
 
 
+def _finite_float(text: str) -> float:
+    # 1e400 parses to infinity, which would be written back as `Infinity`: not JSON.
+    value = float(text)
+    if math.isinf(value):
+        raise InvalidJob(f"not valid JSON: the number {text[:40]} is out of range")
+    return value
+
+
+_decode = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float).decode
+
+
+def utf8_json(text: str) -> str:
+    """`text` with lone UTF-16 surrogates written as JSON escapes, so it encodes as UTF-8.
+
+    JSON lets a string hold "\\ud800"; decoded, that is a lone surrogate, which UTF-8 cannot
+    carry. Written back raw, the job would no longer be valid UTF-8 on its next attempt.
+    Surrogates only ever sit inside JSON strings, where the escape means the same thing.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def with_id(raw: bytes | str, job_id: str) -> str:
+    """The message `raw` (a valid job without an id) with `"id": job_id` added as its first
+    field, everything else exactly as the producer wrote it."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    start = text.index("{")
+    return '{"id":' + json.dumps(job_id) + "," + text[start + 1 :]
+
+
+def peek_identity(raw: bytes | str) -> tuple[str, str]:
+    """(id, unique key) of a message that cannot run, as far as they can be read ("" when not).
+
+    Reads a whole message leniently, or just the top-level fields that fit in a head cut off
+    mid-way: the status record and unique lock of a job that is dead-lettered for being bad
+    must still be ended and released.
+    """
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    fields: dict[str, Any] = {}
+    decoder = json.JSONDecoder()
+    pos = text.find("{") + 1
+    if pos == 0:
+        return "", ""
+    try:
+        while True:
+            key, pos = decoder.raw_decode(text, _skip(text, pos))
+            pos = _skip(text, pos)
+            if not isinstance(key, str) or text[pos : pos + 1] != ":":
+                break
+            value, pos = decoder.raw_decode(text, _skip(text, pos + 1))
+            fields.setdefault(key, value)
+            pos = _skip(text, pos)
+            if text[pos : pos + 1] != ",":
+                break
+            pos += 1
+    except (ValueError, RecursionError):
+        pass
+    job_id, unique = fields.get("id"), fields.get("unique_key")
+    job_id = job_id if _usable_name(job_id) else ""
+    unique = unique if _usable_name(unique) else ""
+    return str(job_id), str(unique)
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _usable_name(value: object) -> bool:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(slots=True)
 class Job:
     """One job as the worker sees it; `extra` holds unknown fields, kept as they came."""
@@ -76,7 +170,7 @@ class Job:
         return data
 
     def encode(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        return utf8_json(json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False))
 
     def next_attempt(self) -> Job:
         """The same job for its next attempt."""
@@ -129,7 +223,7 @@ def _parse_object(raw: bytes | str, max_bytes: int) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InvalidJob(f"not valid UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = _decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidJob(
             f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -30,6 +30,7 @@ class QueueKeys:
     processing: str
     delayed: str
     dead: str
+    dead_blobs: str
     redeliveries: str
     workers: str
     workers_info: str
@@ -48,6 +49,7 @@ class QueueKeys:
             processing=f"{base}:processing",
             delayed=f"{base}:delayed",
             dead=f"{base}:dead",
+            dead_blobs=f"{base}:dead:blobs",
             redeliveries=f"{base}:redeliveries",
             workers=f"{base}:workers",
             workers_info=f"{base}:workers:info",

@@ -12,10 +12,21 @@ import hiredis
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.engine.scripts import Scripts
 
-__all__ = ["Claimed", "Op", "QueueStats", "RedisQueue", "as_text", "unix_now"]
+__all__ = [
+    "HEAD_BYTES",
+    "Claimed",
+    "Op",
+    "QueueStats",
+    "ReapOrder",
+    "RedisQueue",
+    "as_text",
+    "unix_now",
+]
 
 # json.dumps with options builds a new encoder per call; these run once per batch or job.
 _encode_batch = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# What the worker reads of a message over the size limit: enough to find its id.
+HEAD_BYTES = 2048
 
 
 def unix_now() -> str:
@@ -30,22 +41,52 @@ def as_text(value: bytes | str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """One claimed message: its claim token and its text exactly as the producer wrote it."""
+    """One claimed message: its claim token, its text exactly as the producer wrote it (only
+    the first `HEAD_BYTES` when `size` is over the limit the claim was made with), its size."""
 
     token: str
     raw: bytes
+    size: int = -1
+
+    @property
+    def whole(self) -> bool:
+        """False when `raw` is only the head of a text over the size limit."""
+        return self.size < 0 or len(self.raw) == self.size
 
 
 @dataclass(slots=True)
 class Op:
-    """One conditional state change, applied by `apply-5.lua` (see its header for the kinds)."""
+    """One conditional state change, applied by `apply-7.lua` (see its header for the kinds).
+
+    `delay_ms` is relative: the script adds it to the server's clock. `extra_s` keeps the
+    job's status record and unique lock that much longer than the result TTL (a job's timeout
+    while it runs, its delay while it waits).
+    """
 
     kind: str
     token: str
     job_id: str = ""
     arg: str = ""
-    score: int = 0
+    delay_ms: int = 0
     status: dict[str, str] = field(default_factory=dict)
+    unique_key: str = ""
+    cancellable: bool = False
+    extra_s: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReapOrder:
+    """How to take back one orphaned claim (see `reap-6.lua`): mode 0 counts it against the
+    crash budget and requeues `text`, 1 dead-letters it now, 2 also moves its text to the
+    blobs hash."""
+
+    token: str
+    job_id: str
+    text: str
+    entry: str
+    mode: int
+    dead: dict[str, str]
+    requeued: dict[str, str]
     unique_key: str = ""
     cancellable: bool = False
 
@@ -72,6 +113,23 @@ class QueueStats:
         }
 
 
+class _KeyIndex:
+    """KEYS for a script: the fixed ones first, then per-job keys referenced by 1-based index."""
+
+    __slots__ = ("_index", "keys")
+
+    def __init__(self, fixed: list[str]) -> None:
+        self.keys = list(fixed)
+        self._index: dict[str, int] = {}
+
+    def slot(self, key: str) -> int:
+        position = self._index.get(key)
+        if position is None:
+            self.keys.append(key)
+            position = self._index[key] = len(self.keys)
+        return position
+
+
 class RedisQueue:
     """Claim, wait, apply, reap, promote and inspect one queue."""
 
@@ -87,15 +145,24 @@ class RedisQueue:
         """Renew the lease; False when it was gone (this worker was presumed dead)."""
         return await self._heartbeat(worker_id, lease_ms, info, register=False)
 
+    def heartbeat_args(
+        self, worker_id: str, lease_ms: int, info: dict[str, Any], *, register: bool
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of `heartbeat-2.lua` (the liveness thread sends it on a client of
+        its own)."""
+        k = self.keys
+        return [k.workers, k.workers_info], [
+            worker_id,
+            lease_ms,
+            json.dumps(info),
+            "1" if register else "0",
+        ]
+
     async def _heartbeat(
         self, worker_id: str, lease_ms: int, info: dict[str, Any], *, register: bool
     ) -> bool:
-        k = self.keys
-        held = await self.scripts.heartbeat(
-            keys=[k.workers, k.workers_info],
-            args=[worker_id, lease_ms, json.dumps(info), "1" if register else "0"],
-        )
-        return bool(held)
+        keys, args = self.heartbeat_args(worker_id, lease_ms, info, register=register)
+        return bool(await self.scripts.heartbeat(keys=keys, args=args))
 
     async def unregister(self, worker_id: str) -> None:
         k = self.keys
@@ -104,15 +171,19 @@ class RedisQueue:
             pipe.hdel(k.workers_info, worker_id)
             await pipe.execute()
 
-    async def claim(self, worker_id: str, count: int, first_seq: int) -> list[Claimed] | None:
-        """Claim up to `count` jobs; None when this worker holds no live lease."""
+    async def claim(
+        self, worker_id: str, count: int, call: int, size_limit: int
+    ) -> list[Claimed] | None:
+        """Claim up to `count` jobs in call number `call` (sent again after a lost reply, the
+        same call answers the same jobs); None when this worker holds no live lease."""
         k = self.keys
         flat = await self.scripts.claim(
-            keys=[k.queue, k.processing, k.workers], args=[worker_id, count, first_seq]
+            keys=[k.queue, k.processing, k.workers],
+            args=[worker_id, count, call, size_limit, HEAD_BYTES],
         )
         if flat is None:
             return None
-        return [Claimed(as_text(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
+        return _claimed(flat, 0)
 
     async def wait_for_jobs(self, timeout: float) -> bool:
         """Block until the queue is non-empty or `timeout` passes; take nothing.
@@ -125,71 +196,105 @@ class RedisQueue:
         )
         return moved is not None
 
-    async def apply(self, ops: list[Op], result_ttl: int) -> list[int]:
+    async def apply(self, ops: list[Op], result_ttl: int, *, infer: bool = False) -> list[int]:
         """Apply state changes in one round trip; per op 1 (claim held), 0 (lost) or 2 (a
-        "start" whose job has a cancel request)."""
-        keys, args = self._apply_args(ops, result_ttl)
+        "start" whose job has a cancel request). `infer`: see `apply-7.lua` (the batcher's
+        sends, never the audit's)."""
+        keys, args = self._apply_args(ops, result_ttl, infer)
         return [int(h) for h in await self.scripts.apply(keys=keys, args=args)]
 
     def apply_command(self, ops: list[Op], result_ttl: int) -> bytes:
-        """The same as `apply`, as one packed EVALSHA for a connection of one's own (the
+        """The batcher's `apply`, as one packed EVALSHA for a connection of one's own (the
         reply is the list `apply` returns, as integers)."""
-        keys, args = self._apply_args(ops, result_ttl)
+        keys, args = self._apply_args(ops, result_ttl, True)
         return _pack("EVALSHA", self.scripts.apply.sha, len(keys), *keys, *args)
 
     def apply_load_command(self) -> bytes:
         """SCRIPT LOAD of the apply script, for a connection whose server lost it."""
         return _pack("SCRIPT", "LOAD", self.scripts.apply.script)
 
-    def _apply_args(self, ops: list[Op], result_ttl: int) -> tuple[list[str], list[bytes | int]]:
+    def _apply_args(
+        self, ops: list[Op], result_ttl: int, infer: bool
+    ) -> tuple[list[str], list[bytes | int | str]]:
         k = self.keys
-        keys = [k.processing, k.queue, k.delayed, k.dead, k.redeliveries]
-        index: dict[str, int] = {}
-
-        def slot(key: str) -> int:
-            position = index.get(key)
-            if position is None:
-                keys.append(key)
-                position = index[key] = len(keys)
-            return position
-
+        index = _KeyIndex(
+            [k.processing, k.queue, k.delayed, k.dead, k.redeliveries, k.workers, k.dead_blobs]
+        )
+        slot = index.slot
         encoded = []
         for op in ops:
             status = slot(k.job(op.job_id)) if op.job_id else 1
             unique = slot(k.unique(op.unique_key)) if op.unique_key else 0
             cancel = slot(k.cancel(op.job_id)) if op.cancellable and op.job_id else 0
             encoded.append(
-                [op.kind, op.token, status, op.job_id, op.arg, op.score, op.status, unique, cancel]
+                [
+                    op.kind,
+                    op.token,
+                    status,
+                    op.job_id,
+                    op.arg,
+                    op.delay_ms,
+                    op.status,
+                    unique,
+                    cancel,
+                    op.extra_s,
+                ]
             )
         # Payloads and results may hold lone surrogates (valid JSON, not valid UTF-8): pass them
         # through as bytes; cjson copies string bytes without checking them.
         batch = _encode_batch(encoded)
-        return keys, [result_ttl, batch.encode("utf-8", "surrogatepass")]
+        return index.keys, [
+            result_ttl,
+            batch.encode("utf-8", "surrogatepass"),
+            "1" if infer else "0",
+        ]
 
-    async def reap(self, crash_budget: int, full_scan: bool) -> tuple[int, int, int]:
-        """Take back dead workers' jobs: (re-delivered, dead-lettered, workers removed)."""
+    async def orphans(
+        self, full_scan: bool, limit: int, size_limit: int
+    ) -> tuple[int, list[Claimed]]:
+        """Claims of workers without a live lease (expired leases are removed first): (workers
+        removed, up to `limit` orphaned claims)."""
         k = self.keys
-        result = await self.scripts.reap(
-            keys=[
-                k.workers,
-                k.workers_info,
-                k.processing,
-                k.queue,
-                k.redeliveries,
-                k.dead,
-            ],
-            args=[crash_budget, "1" if full_scan else "0", unix_now()],
+        flat = await self.scripts.orphans(
+            keys=[k.workers, k.workers_info, k.processing],
+            args=["1" if full_scan else "0", limit, size_limit, HEAD_BYTES],
         )
-        return int(result[0]), int(result[1]), int(result[2])
+        return int(flat[0]), _claimed(flat, 1)
 
-    async def claims_of(self, worker_id: str) -> dict[str, bytes]:
-        """This worker's claims in the processing hash: token -> job text (a scan)."""
-        out: dict[str, bytes] = {}
-        async for token, raw in self.client.hscan_iter(
-            self.keys.processing, match=f"{worker_id}|*", count=1000
-        ):
-            out[as_text(token)] = raw
-        return out
+    async def reap(self, orders: list[ReapOrder], result_ttl: int, crash_budget: int) -> list[int]:
+        """Take back orphaned claims: per order 0 (left alone), 1 (requeued), 2 (dead-lettered)."""
+        k = self.keys
+        index = _KeyIndex([k.processing, k.queue, k.dead, k.redeliveries, k.workers, k.dead_blobs])
+        encoded = []
+        for o in orders:
+            status = index.slot(k.job(o.job_id)) if o.job_id else 0
+            unique = index.slot(k.unique(o.unique_key)) if o.unique_key else 0
+            cancel = index.slot(k.cancel(o.job_id)) if o.cancellable and o.job_id else 0
+            encoded.append(
+                [
+                    o.token,
+                    o.job_id,
+                    status,
+                    unique,
+                    cancel,
+                    o.text,
+                    o.entry,
+                    o.mode,
+                    o.dead,
+                    o.requeued,
+                ]
+            )
+        batch = _encode_batch(encoded).encode("utf-8", "surrogatepass")
+        result = await self.scripts.reap(keys=index.keys, args=[result_ttl, crash_budget, batch])
+        return [int(r) for r in result]
+
+    async def claims_of(self, worker_id: str, size_limit: int) -> list[Claimed]:
+        """This worker's claims in the processing hash (texts over `size_limit` cut to their
+        head)."""
+        flat = await self.scripts.claims_of(
+            keys=[self.keys.processing], args=[worker_id, size_limit, HEAD_BYTES]
+        )
+        return _claimed(flat, 0)
 
     async def promote(self, limit: int = 500) -> tuple[int, float | None]:
         """Move due delayed jobs onto the queue: (how many moved, seconds until the next is due,
@@ -207,8 +312,10 @@ class RedisQueue:
             pipe.llen(k.dead)
             pipe.zcard(k.workers)
             pipe.lindex(k.queue, -1)
-            queued, inflight, delayed, dead, workers, oldest = await pipe.execute()
-        return QueueStats(queued, inflight, delayed, dead, workers, _age(oldest))
+            pipe.time()
+            queued, inflight, delayed, dead, workers, oldest, now = await pipe.execute()
+        age = _age(oldest, now[0] + now[1] / 1e6)
+        return QueueStats(queued, inflight, delayed, dead, workers, age)
 
     async def workers(self) -> dict[str, dict[str, Any]]:
         """Live workers' info, by worker id."""
@@ -222,14 +329,21 @@ class RedisQueue:
         return out
 
 
+def _claimed(flat: list[Any], start: int) -> list[Claimed]:
+    return [
+        Claimed(as_text(flat[i]), flat[i + 1], int(flat[i + 2])) for i in range(start, len(flat), 3)
+    ]
+
+
 def _pack(*parts: Any) -> bytes:
     """One command in the Redis protocol (hiredis's type stub admits one-element tuples only)."""
     packed: bytes = hiredis.pack_command(parts)
     return packed
 
 
-def _age(raw: bytes | None) -> float:
-    """Seconds since the job `raw` was enqueued, when it says so."""
+def _age(raw: bytes | None, now: float) -> float:
+    """Seconds since the job `raw` was enqueued, when it says so, on the server's clock `now`
+    (a producer's clock may be off; the server's is the one every worker shares)."""
     if raw is None:
         return 0.0
     try:
@@ -237,5 +351,5 @@ def _age(raw: bytes | None) -> float:
     except (ValueError, AttributeError):
         return 0.0
     if isinstance(enqueued, int | float) and not isinstance(enqueued, bool):
-        return max(0.0, time.time() - float(enqueued))
+        return max(0.0, now - float(enqueued))
     return 0.0

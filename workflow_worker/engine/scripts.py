@@ -29,22 +29,16 @@ class Scripts:
 
     claim: AsyncScript
     heartbeat: AsyncScript
+    orphans: AsyncScript
+    claims_of: AsyncScript
     reap: AsyncScript
     promote: AsyncScript
     apply: AsyncScript
     enqueue: AsyncScript
     cancel: AsyncScript
     requeue_dead: AsyncScript
+    purge_dead: AsyncScript
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
-        return cls(
-            claim=client.register_script(lua_source("claim")),
-            heartbeat=client.register_script(lua_source("heartbeat")),
-            reap=client.register_script(lua_source("reap")),
-            promote=client.register_script(lua_source("promote")),
-            apply=client.register_script(lua_source("apply")),
-            enqueue=client.register_script(lua_source("enqueue")),
-            cancel=client.register_script(lua_source("cancel")),
-            requeue_dead=client.register_script(lua_source("requeue_dead")),
-        )
+        return cls(**{name: client.register_script(lua_source(name)) for name in cls.__slots__})

@@ -22,6 +22,7 @@ class Health:
     last_tick: Callable[[], float]
     ready: Callable[[], Awaitable[tuple[bool, str]]]
     refresh: Callable[[], Awaitable[None]] | None = None
+    details: Callable[[], dict[str, object]] | None = None
 
 
 HEALTH = web.AppKey("health", Health)
@@ -37,11 +38,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: Redis answers and the worker takes jobs."""
-    ok, reason = await request.app[HEALTH].ready()
-    return web.json_response(
-        {"status": "ready" if ok else "not ready", "reason": reason}, status=200 if ok else 503
-    )
+    """Readiness: Redis answers and the worker takes jobs (with what was read of the server:
+    version, eviction policy, persistence)."""
+    health = request.app[HEALTH]
+    ok, reason = await health.ready()
+    body: dict[str, object] = {"status": "ready" if ok else "not ready", "reason": reason}
+    if health.details is not None:
+        body.update(health.details())
+    return web.json_response(body, status=200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

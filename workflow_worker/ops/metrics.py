@@ -127,6 +127,26 @@ class Metrics:
             "Times this worker found its lease taken (it was presumed dead) and dropped its jobs.",
             registry=registry,
         )
+        self.loop_blocks = Counter(
+            "workflow_event_loop_blocks",
+            "Times a task held the event loop for WORKER_LOOP_BLOCK_SECONDS or more (every job "
+            "of the process waited), by the job's workflow (_none: not a job).",
+            ["queue", "workflow"],
+            registry=registry,
+        )
+        self.loop_blocked_seconds = Counter(
+            "workflow_event_loop_blocked_seconds",
+            "Seconds the event loop was held by such blocks.",
+            ["queue", "workflow"],
+            registry=registry,
+        )
+        self.redis_info = Gauge(
+            "workflow_redis_info",
+            "1, labelled with what the worker read of its Redis at the last check: version, "
+            "maxmemory policy, appendonly and appendfsync (unknown when not readable).",
+            ["version", "maxmemory_policy", "appendonly", "appendfsync"],
+            registry=registry,
+        )
         self._children: dict[tuple[str, ...], Any] = {}
         for queue in self.queues:
             for gauge in (self.active, self.capacity, self.queued, self.inflight, self.delayed):
@@ -163,6 +183,12 @@ class Metrics:
         """Set a per-process gauge under every queue label this worker serves."""
         for queue in self.queues:
             self._child(gauge, queue).set(value)
+
+    def loop_blocked(self, queue: str | None, workflow: str | None, seconds: float) -> None:
+        """Count one event-loop block (from the loop, once it is free again)."""
+        name = queue or self.queues[0]
+        self._child(self.loop_blocks, name, workflow or "_none").inc()
+        self._child(self.loop_blocked_seconds, name, workflow or "_none").inc(seconds)
 
     def redis_error(self, operation: str, queue: str | None = None) -> None:
         for name in (queue,) if queue else self.queues:

@@ -146,12 +146,10 @@ class Client:
         return moved
 
     async def purge_dead(self) -> int:
-        """Delete every dead-letter entry; returns how many there were."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.llen(self.keys.dead)
-            pipe.delete(self.keys.dead)
-            count, _ = await pipe.execute()
-        return int(count)
+        """Delete every dead-letter entry (and the texts kept beside them); returns how many
+        there were."""
+        keys = [self.keys.dead, self.keys.dead_blobs]
+        return int(await self.scripts.purge_dead(keys=keys, args=[]))
 
 
 class SyncClient:
@@ -229,11 +227,8 @@ class SyncClient:
         return moved
 
     def purge_dead(self) -> int:
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.llen(self.keys.dead)
-            pipe.delete(self.keys.dead)
-            count, _ = pipe.execute()
-        return int(count)
+        keys = [self.keys.dead, self.keys.dead_blobs]
+        return int(self.scripts.purge_dead(keys=keys, args=[]))
 
 
 async def enqueue(workflow: str, payload: Mapping[str, Any] | None = None, **options: Any) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,19 +87,39 @@ class JobSpec:
     at: float | datetime | None = None
     unique_key: str | None = None
 
-    def due(self) -> float:
-        """Unix time the job is due, 0 for now."""
+    def delay_seconds(self, now: float) -> float:
+        """Seconds until the job is due (0: now). The server adds them to its own clock, so
+        only `at` depends on this producer's clock (`now`), as an absolute time must."""
         if self.delay is not None and self.at is not None:
             raise ValueError("give delay or at, not both")
         if self.delay is not None:
-            if self.delay < 0:
-                raise ValueError("delay must not be negative")
-            return time.time() + self.delay if self.delay > 0 else 0.0
+            if not _finite(self.delay) or self.delay < 0:
+                raise ValueError(f"delay must be a non-negative number of seconds: {self.delay!r}")
+            return float(self.delay)
         if isinstance(self.at, datetime):
             if self.at.tzinfo is None:
                 raise ValueError("at must be timezone-aware")
-            return self.at.timestamp()
-        return float(self.at) if self.at is not None else 0.0
+            return max(0.0, self.at.timestamp() - now)
+        if self.at is not None:
+            if not _finite(self.at):
+                raise ValueError(f"at must be a Unix time: {self.at!r}")
+            return max(0.0, float(self.at) - now)
+        return 0.0
+
+    def check(self) -> None:
+        """Refuse what a worker would dead-letter as invalid (`ValueError` naming the field)."""
+        if not isinstance(self.workflow, str) or not self.workflow.strip():
+            raise ValueError("workflow must be a non-empty string")
+        if self.max_attempts is not None and (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or self.max_attempts < 1
+        ):
+            raise ValueError(f"max_attempts must be a positive integer: {self.max_attempts!r}")
+        if self.timeout is not None and (not _finite(self.timeout) or self.timeout <= 0):
+            raise ValueError(f"timeout must be a positive number of seconds: {self.timeout!r}")
+        if self.id is not None and (not isinstance(self.id, str) or not 1 <= len(self.id) <= 200):
+            raise ValueError("id must be a string of 1 to 200 characters")
 
     def lock(self) -> str | None:
         if self.unique_key:
@@ -115,9 +137,12 @@ class ScriptCall:
     locks: tuple[str | None, ...] = ()
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _job(spec: JobSpec, settings: Settings, now: float) -> Job:
-    if not isinstance(spec.workflow, str) or not spec.workflow:
-        raise ValueError("workflow must be a non-empty string")
+    spec.check()
     extra: dict[str, Any] = {}
     lock = spec.lock()
     if lock is not None:
@@ -155,18 +180,16 @@ def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) 
     for spec in specs:
         job = _job(spec, settings, now)
         text = _checked_text(job, settings)
-        due = spec.due()
+        delay = spec.delay_seconds(now)
         lock = spec.lock()
         status = {
-            "state": (State.DELAYED if due else State.QUEUED).value,
+            "state": (State.DELAYED if delay else State.QUEUED).value,
             "workflow": job.workflow,
             "attempt": "1",
             "max_attempts": str(job.max_attempts),
             "queue": keys.queue,
             "enqueued_at": f"{now:.6f}",
         }
-        if due:
-            status["due_at"] = f"{due:.3f}"
         if lock is not None:
             status["unique_key"] = lock
         all_keys.append(keys.job(job.id))
@@ -175,11 +198,12 @@ def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) 
         if lock is not None:
             all_keys.append(keys.unique(lock))
             lock_index = len(all_keys)
-        jobs.append([text, job.id, status_index, lock_index, int(due * 1000), status])
+        jobs.append([text, job.id, status_index, lock_index, math.ceil(delay * 1000), status])
         ids.append(job.id)
         locks.append(lock)
     batch = json.dumps(jobs, separators=(",", ":"))
-    args: list[str | int] = [settings.result_ttl, batch, keys.events]
+    # One id per call: the same call sent again after a lost reply enqueues nothing twice.
+    args: list[str | int] = [settings.result_ttl, batch, keys.events, os.urandom(12).hex()]
     return ScriptCall(all_keys, args, tuple(ids), tuple(locks))
 
 
@@ -247,16 +271,27 @@ def parse_dead_letters(raw: Sequence[bytes | str], start: int) -> list[DeadLette
 
 
 def requeue_call(dead: DeadLetter, keys: QueueKeys) -> ScriptCall:
-    """Arguments of `requeue_dead-3.lua`: same id and fields, fresh attempts; a message that
-    never was a valid job goes back exactly as it was."""
+    """Arguments of `requeue_dead-4.lua`: same id and fields, fresh attempts; a message that
+    never was a valid job goes back exactly as it was (from the blobs hash when it was too
+    large to keep in its entry)."""
+    fixed = [keys.dead, keys.queue]
+    blob = dead.entry.get("blob")
+    if isinstance(blob, str) and blob:
+        job_id = str(dead.entry.get("job_id") or "")
+        record = keys.job(job_id) if job_id else keys.dead
+        flag = "1" if job_id else "0"
+        return ScriptCall([*fixed, record, keys.dead_blobs], [dead.raw, "", flag, unix_now(), blob])
     text = dead.job_text
     try:
         job = decode_job(text, max_bytes=1 << 62)
     except InvalidJob:
-        return ScriptCall([keys.dead, keys.queue, keys.dead], [dead.raw, text, "0", unix_now()])
+        return ScriptCall(
+            [*fixed, keys.dead, keys.dead_blobs], [dead.raw, text, "0", unix_now(), ""]
+        )
     job.attempt = 1
     job.enqueued_at = time.time()
     has_record = "0" if job.generated_id else "1"
     return ScriptCall(
-        [keys.dead, keys.queue, keys.job(job.id)], [dead.raw, job.encode(), has_record, unix_now()]
+        [*fixed, keys.job(job.id), keys.dead_blobs],
+        [dead.raw, job.encode(), has_record, unix_now(), ""],
     )

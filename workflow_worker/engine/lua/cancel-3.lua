@@ -4,7 +4,7 @@
 -- KEYS[1] the job's status record hash
 -- KEYS[2] the job's cancel-request key
 -- KEYS[3] the job's unique-key lock (any key when the job has none)
--- ARGV[1] request TTL, seconds
+-- ARGV[1] request TTL, seconds (at least: a request lives as long as the job's status record)
 -- ARGV[2] job id
 -- ARGV[3] Unix time, for the record
 -- ARGV[4] the queue's event channel: a running job's worker hears of the request at once
@@ -17,7 +17,8 @@ end
 if state == 'success' or state == 'failure' or state == 'dead' or state == 'cancelled' then
   return state
 end
-redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[1]))
+local life = math.max(tonumber(ARGV[1]) * 1000, redis.call('PTTL', KEYS[1]))
+redis.call('SET', KEYS[2], '1', 'PX', life)
 if state == 'running' then
   redis.call('PUBLISH', ARGV[4], 'cancel ' .. ARGV[2])
   return 'cancelling'

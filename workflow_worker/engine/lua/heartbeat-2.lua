@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Register or renew a worker's lease, on the Redis clock.
 -- KEYS[1] workers sorted set (worker id -> lease expiry, ms)
 -- KEYS[2] workers info hash (worker id -> JSON)

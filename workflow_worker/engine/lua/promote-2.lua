@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Move due jobs from the delayed set to the queue, atomically: each due job is moved exactly
 -- once, whichever worker runs this.
 -- KEYS[1] delayed sorted set (job text -> due time, ms)

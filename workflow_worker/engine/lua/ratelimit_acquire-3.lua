@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Admit one start of a rate-limited workflow, or say how long to wait, atomically for the whole
 -- fleet. Rate limits are a sliding log: a start is admitted only if, for every window W with
 -- limit N, fewer than N starts happened in (now - W, now]. The concurrency limit counts holders
