@@ -219,6 +219,9 @@ class Chores:
                 self._busy.discard("lease")
 
     async def _recover_lease(self) -> None:
+        if self.registered and await self._renew_lapsed():
+            self.consumer.lease_lost.clear()
+            return
         if self.registered:
             log.error(
                 "lease lost: this worker was presumed dead and its %d jobs were re-delivered;"
@@ -231,6 +234,19 @@ class Chores:
             self.registered = False
         await self.register()
         self.consumer.lease_lost.clear()
+
+    async def _renew_lapsed(self) -> bool:
+        """Renew a lease that lapsed without being taken (a pause longer than the lease, but
+        no reaper ran meanwhile): its claims are all still ours, so nothing is dropped. Once a
+        reaper has removed it, renewal fails and the worker starts over."""
+        info = self.info()
+        held = True
+        for lane in self.lanes:
+            held &= await lane.queue.renew(self.consumer.worker_id, self.lease_ms, info)
+        if held:
+            self._ok()
+            log.warning("lease renewed after it lapsed: no reaper had taken it")
+        return held
 
     async def reap(self) -> None:
         """Re-deliver dead workers' jobs, but only after a full lease of our own connectivity.

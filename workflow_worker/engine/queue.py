@@ -223,7 +223,7 @@ class RedisQueue:
         slot = index.slot
         encoded = []
         for op in ops:
-            status = slot(k.job(op.job_id)) if op.job_id else 1
+            status = slot(k.job(op.job_id)) if op.job_id else 0
             unique = slot(k.unique(op.unique_key)) if op.unique_key else 0
             cancel = slot(k.cancel(op.job_id)) if op.cancellable and op.job_id else 0
             encoded.append(

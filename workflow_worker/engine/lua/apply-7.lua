@@ -14,7 +14,8 @@
 -- ARGV[1] status record TTL, seconds
 -- ARGV[2] JSON array of operations, each [kind, token, status key index, job id, arg, delay ms,
 --         {status field: value, ...}, unique lock index, cancel request index, extra seconds]
---         (index 0: none); one argument, so the client encodes one string per batch
+--         (index 0: none, and nothing is written there); one argument, so the client encodes one
+--         string per batch
 --   kind "start":   if claimed and no cancel request stands, write the running status and
 --                   replace the processing entry with arg (when not empty); the status record and
 --                   the unique lock live TTL + extra seconds (the job's timeout)
@@ -50,7 +51,8 @@ local final = {done = true, dead = true, bury = true}
 local later = {retry = true, defer = true}
 local out = {}
 for n, op in ipairs(ops) do
-  local kind, token, key = op[1], op[2], KEYS[op[3]]
+  local kind, token = op[1], op[2]
+  local key = op[3] ~= 0 and KEYS[op[3]] or nil
   local job_id, arg, delay, status = op[4], op[5], op[6], op[7]
   local unique, cancel, extra = op[8], op[9], op[10]
   local held
@@ -105,7 +107,7 @@ for n, op in ipairs(ops) do
       write = false
     end
   end
-  if held == 1 and write and next(status) ~= nil then
+  if held == 1 and write and key and next(status) ~= nil then
     local fields = {}
     for name, value in pairs(status) do
       fields[#fields + 1] = name
