@@ -95,10 +95,10 @@ load-test-stop:
 load-test-locust *args:
     python -m loadtest.run_locust {{ args }}
 
-# The long chaos run: kills, SIGTERMs, SIGSTOPs and Redis restarts under load, then a loss report
+# The fault harness, long form: every fault of docs/guarantees.md under load, then every job's history checked (10 minutes)
 [group('reliability')]
-chaos *args:
-    python -m bench.chaos {{ args }}
+faults *args:
+    python -m bench.faults {{ args }}
 
 # 30-minute soak at a steady rate, sampling RSS and open file descriptors; a leak fails it
 [group('reliability')]

@@ -190,7 +190,7 @@ def run_soak(cfg: SoakConfig, workdir: Path | None = None) -> SoakReport:
     env = worker_environment(
         server.url,
         WORKER_QUEUE=QUEUE,
-        WORKER_WORKFLOWS="bench.chaos_flows:WORKFLOWS",
+        WORKER_WORKFLOWS="bench.faults.flows:WORKFLOWS",
         WORKER_CONCURRENCY=str(cfg.concurrency),
         WORKER_RESULT_TTL="60",
         WORKER_RETRY_BACKOFF_SECONDS="0.2",

@@ -124,10 +124,31 @@ async def test_reap_leaves_a_claim_whose_owner_renewed_meanwhile(aredis: aioredi
     await aredis.lpush(Q, '{"workflow":"w","id":"s"}')
     await q.claim("slow", 1, 1, LIMIT)
     await aredis.zadd(q.keys.workers, {"slow": 1})
-    _, orphans = await q.orphans(False, 10, LIMIT)
+    _, orphans = await q.orphans(False, 10, LIMIT, 60_000)
     await q.register("slow", 60_000, {})  # it was only late
     assert await q.reap(reclaim.reap_orders(orphans, SETTINGS), 60, 2) == [0]
     assert await aredis.hlen(q.keys.processing) == 1
+
+
+async def test_a_fleet_wide_stall_extends_leases_instead_of_reaping(
+    aredis: aioredis.Redis,
+) -> None:
+    """When nobody renewed for a whole lease (Redis or the network stalled for everyone), the
+    first reaper to run afterwards extends every lease by one lease rather than re-delivering
+    the whole fleet's jobs; one worker late among live ones is still reaped."""
+    q = RedisQueue(aredis, Q)
+    for worker in ("a", "b"):
+        await q.register(worker, 60_000, {})
+        await aredis.lpush(Q, f'{{"workflow":"w","id":"{worker}"}}')
+        await q.claim(worker, 1, 1, LIMIT)
+    await aredis.zadd(q.keys.workers, {"a": 1, "b": 1})
+    await aredis.set(q.keys.pulse, 1)  # the last renewal by anyone: long ago
+    assert await reclaim.reap(q, SETTINGS, full_scan=False) == reclaim.Reaped()
+    assert await aredis.hlen(q.keys.processing) == 2
+    assert (await aredis.zscore(q.keys.workers, "a") or 0) > 1
+    await q.renew("b", 60_000, {})  # b is back (the pulse is fresh again); a stays silent
+    await aredis.zadd(q.keys.workers, {"a": 1})
+    assert await reclaim.reap(q, SETTINGS, full_scan=False) == reclaim.Reaped(1, 0, 1)
 
 
 async def test_crash_budget_ends_the_status_record_and_releases_the_lock(

@@ -34,6 +34,7 @@ class QueueKeys:
     redeliveries: str
     workers: str
     workers_info: str
+    pulse: str
     job_prefix: str
     cancel_prefix: str
     unique_prefix: str
@@ -53,6 +54,7 @@ class QueueKeys:
             redeliveries=f"{base}:redeliveries",
             workers=f"{base}:workers",
             workers_info=f"{base}:workers:info",
+            pulse=f"{base}:workers:pulse",
             job_prefix=f"{base}:job:",
             cancel_prefix=f"{base}:cancel:",
             unique_prefix=f"{base}:unique:",

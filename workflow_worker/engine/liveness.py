@@ -40,8 +40,9 @@ from workflow_worker.settings import Settings
 __all__ = ["Block", "Liveness"]
 
 log = logging.getLogger("workflow_worker.liveness")
-# How often the loop is sampled while jobs run: a sample is a dict lookup, not a loop wake-up.
-SAMPLE_SECONDS = 0.2
+# How often the loop is sampled while jobs run, at most: a sample is a dict lookup, not a loop
+# wake-up, but every wake of the thread costs a little CPU for as long as jobs run.
+SAMPLE_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -87,6 +88,8 @@ class Liveness:
         self._block: Block | None = None
         # A worker id whose lease was found gone: not renewed again (the loop registers anew).
         self._gone = ""
+        # Two samples must fall inside a block of the reported length.
+        self._sample_every = min(SAMPLE_SECONDS, settings.loop_block_seconds / 2)
 
     def start(self) -> None:
         """Start the thread; call from the event loop's thread."""
@@ -134,7 +137,7 @@ class Liveness:
                     self._block = None
                 wait = due - time.monotonic()
                 if busy:
-                    wait = min(wait, SAMPLE_SECONDS)
+                    wait = min(wait, self._sample_every)
                 if self._stop.wait(max(0.0, wait)):
                     return
         finally:

@@ -151,7 +151,7 @@ class RedisQueue:
         """KEYS and ARGV of `heartbeat-2.lua` (the liveness thread sends it on a client of
         its own)."""
         k = self.keys
-        return [k.workers, k.workers_info], [
+        return [k.workers, k.workers_info, k.pulse], [
             worker_id,
             lease_ms,
             json.dumps(info),
@@ -250,14 +250,14 @@ class RedisQueue:
         ]
 
     async def orphans(
-        self, full_scan: bool, limit: int, size_limit: int
+        self, full_scan: bool, limit: int, size_limit: int, lease_ms: int
     ) -> tuple[int, list[Claimed]]:
         """Claims of workers without a live lease (expired leases are removed first): (workers
-        removed, up to `limit` orphaned claims)."""
+        removed, up to `limit` orphaned claims). See `orphans-4.lua` for a fleet-wide stall."""
         k = self.keys
         flat = await self.scripts.orphans(
-            keys=[k.workers, k.workers_info, k.processing],
-            args=["1" if full_scan else "0", limit, size_limit, HEAD_BYTES],
+            keys=[k.workers, k.workers_info, k.processing, k.pulse],
+            args=["1" if full_scan else "0", limit, size_limit, HEAD_BYTES, lease_ms],
         )
         return int(flat[0]), _claimed(flat, 1)
 

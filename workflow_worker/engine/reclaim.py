@@ -83,7 +83,10 @@ def _order(item: Claimed, settings: Settings) -> ReapOrder:
 
 async def reap(queue: RedisQueue, settings: Settings, full_scan: bool) -> Reaped:
     """Take back the claims of workers whose lease expired, on one queue."""
-    removed, orphans = await queue.orphans(full_scan, ORPHANS_PER_CALL, settings.claim_limit)
+    lease_ms = int(settings.lease_seconds * 1000)
+    removed, orphans = await queue.orphans(
+        full_scan, ORPHANS_PER_CALL, settings.claim_limit, lease_ms
+    )
     requeued = buried = 0
     while orphans:
         results = await queue.reap(
@@ -93,7 +96,7 @@ async def reap(queue: RedisQueue, settings: Settings, full_scan: bool) -> Reaped
         buried += results.count(2)
         if len(orphans) < ORPHANS_PER_CALL:
             break
-        _, orphans = await queue.orphans(True, ORPHANS_PER_CALL, settings.claim_limit)
+        _, orphans = await queue.orphans(True, ORPHANS_PER_CALL, settings.claim_limit, lease_ms)
     return Reaped(requeued, buried, removed)
 
 

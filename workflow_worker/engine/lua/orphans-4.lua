@@ -3,18 +3,32 @@
 -- of reaping. Expired workers are removed; their claims stay where they are until `reap` takes
 -- them, each on its own terms, so a crash between the two steps loses nothing (the next scan
 -- finds the same orphans).
+-- When nobody at all renewed a lease for a whole lease (the pulse is that old), the server or
+-- the network stalled for the whole fleet, not one worker: every lease is extended by one lease
+-- from now instead, so the fleet is not declared dead at once when it comes back.
 -- KEYS[1] workers sorted set (worker id -> lease expiry, ms)
 -- KEYS[2] workers info hash
 -- KEYS[3] processing hash (token -> job text)
+-- KEYS[4] the fleet's pulse (server time, ms, of the last lease renewal by anyone)
 -- ARGV[1] "1" to scan for orphans even when no lease expired (start-up and every few rounds)
 -- ARGV[2] how many orphans to answer at most
 -- ARGV[3] size limit, bytes
 -- ARGV[4] bytes of head answered for a text over the limit
+-- ARGV[5] lease length, ms
 -- Output: {workers removed, token1, text1, size1, token2, ...}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[5])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 if #expired == 0 and ARGV[1] ~= '1' then
+  return {0}
+end
+local pulse = tonumber(redis.call('GET', KEYS[4]) or '0')
+if #expired > 0 and now - pulse > lease then
+  for _, id in ipairs(expired) do
+    redis.call('ZADD', KEYS[1], now + lease, id)
+  end
+  redis.call('SET', KEYS[4], now)
   return {0}
 end
 for _, id in ipairs(expired) do

@@ -2,6 +2,7 @@
 -- Register or renew a worker's lease, on the Redis clock.
 -- KEYS[1] workers sorted set (worker id -> lease expiry, ms)
 -- KEYS[2] workers info hash (worker id -> JSON)
+-- KEYS[3] the fleet's pulse (server time, ms, of the last lease renewal by anyone)
 -- ARGV[1] worker id
 -- ARGV[2] lease length, ms
 -- ARGV[3] info JSON
@@ -15,4 +16,5 @@ if ARGV[4] ~= '1' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('SET', KEYS[3], now)
 return 1

@@ -1,0 +1,59 @@
+"""`just faults`: the fault harness's long run (see harness.py for the faults).
+
+python -m bench.faults --minutes 10 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.faults.harness import FAULTS, Config, run_faults
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the fault phase")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--lease", type=float, default=3.0, help="WORKER_LEASE_SECONDS")
+    parser.add_argument("--rate", type=float, default=40.0, help="jobs enqueued per second")
+    parser.add_argument("--every", type=float, default=2.5, help="seconds between faults")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--only", nargs="*", choices=FAULTS, help="inject only these faults")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep logs and data here")
+    args = parser.parse_args(argv)
+    cfg = Config(
+        seconds=args.minutes * 60,
+        workers=args.workers,
+        concurrency=args.concurrency,
+        lease=args.lease,
+        rate=args.rate,
+        every=args.every,
+        settle=180.0,
+        seed=args.seed,
+        faults=tuple(args.only or FAULTS),
+    )
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="faults-"))
+    report = run_faults(cfg, workdir)
+    print(report.table())
+    verdict = report.verdict
+    for label, items in (
+        ("lost", verdict.lost),
+        ("uncounted duplicates", verdict.uncounted),
+        ("id-less groups short", verdict.short_groups),
+        ("started early", verdict.early),
+        ("oversized not dead-lettered whole", verdict.huge_wrong),
+        ("slow drains", report.slow_drains),
+    ):
+        if items:
+            print(f"{label}: {', '.join(items[:20])}")
+    print(f"logs and data: {workdir}")
+    return 0 if report.ok() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

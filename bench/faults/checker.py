@@ -1,0 +1,273 @@
+"""Reads every job's history after a fault run and judges it.
+
+A job's history is its status record, its execution records (`flows.py`: start, end, cancel,
+fail, each stamped with the server's clock, pid and attempt), the dead-letter list, and what is
+left in the queue, the processing hash and the delayed set. The worker logs say which completions
+a worker flagged as duplicates (`job finished after its claim was taken back`).
+
+The verdicts:
+- lost: enqueued (its status record exists) but neither final nor dead-lettered;
+- stuck: anything left in the queue, the processing hash or the delayed set after the settle;
+- uncounted duplicate: a job that completed more than once where an extra completion is neither
+  flagged by a worker nor explained by its worker being killed after the job ended (before the
+  acknowledgement could land);
+- id-less groups: identical messages without an id must complete at least as many times as
+  they were pushed;
+- early: a delayed job that started before the due time the server computed;
+- huge: every oversized message dead-lettered whole, its record final.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.faults.flows import RECORD_PREFIX
+from workflow_worker.engine.keys import QueueKeys
+
+__all__ = ["Execution", "History", "Verdict", "judge"]
+
+FINAL = {b"success", b"failure", b"dead", b"cancelled"}
+DUPLICATE_LOG = "job finished after its claim was taken back"
+
+
+@dataclass
+class Execution:
+    """One run of a job on one worker process, from its records."""
+
+    job: str
+    run: str
+    pid: int
+    attempt: int
+    start: float
+    end: float | None = None
+    cancelled: float | None = None
+    failed: float | None = None
+
+
+@dataclass
+class History:
+    """What the run did besides the jobs: faults by time, for the checker's attributions."""
+
+    ids: list[str] = field(default_factory=list)
+    due: dict[str, float] = field(default_factory=dict)
+    huge: list[str] = field(default_factory=list)
+    groups: dict[str, int] = field(default_factory=dict)
+    kills: dict[int, float] = field(default_factory=dict)
+    faults: Counter[str] = field(default_factory=Counter)
+    logs: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    """The judgement: every list must be empty for the run to pass."""
+
+    jobs: int
+    completed: int
+    dead_lettered: int
+    lost: list[str]
+    stuck: dict[str, int]
+    duplicates: int
+    flagged: int
+    killed_before_ack: int
+    uncounted: list[str]
+    reruns: int
+    short_groups: list[str]
+    early: list[str]
+    huge_wrong: list[str]
+    executions: int
+
+    def ok(self) -> bool:
+        return not (
+            self.lost
+            or any(self.stuck.values())
+            or self.uncounted
+            or self.short_groups
+            or self.early
+            or self.huge_wrong
+        )
+
+    def rows(self) -> list[tuple[str, object]]:
+        return [
+            ("jobs enqueued (with ids)", self.jobs),
+            ("completed or final", self.completed),
+            ("dead-lettered", self.dead_lettered),
+            ("lost", len(self.lost)),
+            ("stuck (left in queue, processing or delayed)", sum(self.stuck.values())),
+            ("executions recorded", self.executions),
+            ("re-runs (an attempt run again: re-delivered, requeued)", self.reruns),
+            ("jobs completed twice", self.duplicates),
+            ("  flagged by their worker (metric and log)", self.flagged),
+            ("  worker killed after the end, before the ack", self.killed_before_ack),
+            ("uncounted duplicates", len(self.uncounted)),
+            ("id-less groups short of completions", len(self.short_groups)),
+            ("delayed jobs started early", len(self.early)),
+            ("oversized messages not dead-lettered whole", len(self.huge_wrong)),
+        ]
+
+
+def _fold(job: str, lines: list[bytes]) -> list[Execution]:
+    runs: dict[str, Execution] = {}
+    for raw in lines:
+        ev = json.loads(raw)
+        run = runs.get(ev["run"])
+        if run is None:
+            run = runs[ev["run"]] = Execution(job, ev["run"], ev["pid"], ev["attempt"], ev["t"])
+        if ev["ev"] == "end":
+            run.end = ev["t"]
+        elif ev["ev"] == "cancel":
+            run.cancelled = ev["t"]
+        elif ev["ev"] == "fail":
+            run.failed = ev["t"]
+    return sorted(runs.values(), key=lambda e: e.start)
+
+
+def _records(client: redis.Redis, ids: list[str]) -> dict[str, list[Execution]]:
+    out: dict[str, list[Execution]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        with client.pipeline(transaction=False) as pipe:
+            for job_id in chunk:
+                pipe.lrange(RECORD_PREFIX + job_id, 0, -1)
+            for job_id, lines in zip(chunk, pipe.execute(), strict=True):
+                out[job_id] = _fold(job_id, lines)
+    return out
+
+
+def _fields(client: redis.Redis, keys: QueueKeys, ids: list[str], *names: str) -> list[Any]:
+    out: list[Any] = []
+    for start in range(0, len(ids), 500):
+        with client.pipeline(transaction=False) as pipe:
+            for job_id in ids[start : start + 500]:
+                pipe.hmget(keys.job(job_id), list(names))
+            out += pipe.execute()
+    return out
+
+
+def _flagged(logs: list[Path]) -> Counter[str]:
+    """Completions each job's workers flagged as duplicates, from their JSON log lines."""
+    out: Counter[str] = Counter()
+    for path in logs:
+        for line in path.read_text(errors="replace").splitlines():
+            if DUPLICATE_LOG not in line:
+                continue
+            try:
+                out[str(json.loads(line).get("job_id"))] += 1
+            except ValueError:
+                continue
+    return out
+
+
+def _dead_ids(client: redis.Redis, keys: QueueKeys) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in client.lrange(keys.dead, 0, -1):
+        entry = json.loads(item)
+        job_id = entry.get("job_id")
+        if not job_id:
+            try:
+                job_id = json.loads(entry["job"]).get("id")
+            except (ValueError, KeyError, AttributeError):
+                job_id = None
+        if job_id:
+            out[str(job_id)] = entry
+    return out
+
+
+def _explained(runs: list[Execution], flagged: int, kills: dict[int, float]) -> tuple[int, int]:
+    """(extra completions explained by kills, extra completions left unexplained)."""
+    ended = [e for e in runs if e.end is not None]
+    extra = max(0, len(ended) - 1)
+    killed = sum(1 for e in ended if e.pid in kills and e.end is not None and kills[e.pid] >= e.end)
+    explained_by_kill = min(extra, killed)
+    return explained_by_kill, max(0, extra - explained_by_kill - flagged)
+
+
+def judge(url: str, queue: str, history: History) -> Verdict:
+    keys = QueueKeys.for_queue(queue)
+    with redis.Redis.from_url(url) as client:
+        ids = history.ids
+        states = [row[0] for row in _fields(client, keys, ids, "state")]
+        runs = _records(client, ids)
+        dead = _dead_ids(client, keys)
+        stuck = {
+            "queue": int(client.llen(keys.queue)),
+            "processing": int(client.hlen(keys.processing)),
+            "delayed": int(client.zcard(keys.delayed)),
+        }
+        group_ends = _group_completions(client)
+        huge_wrong = _huge(client, keys, history.huge, dead)
+    flagged = _flagged(history.logs)
+    early = _early(history, runs)
+    lost = [j for j, s in zip(ids, states, strict=True) if s not in FINAL and j not in dead]
+    duplicates = killed = counted = 0
+    uncounted: list[str] = []
+    for job_id, job_runs in runs.items():
+        if sum(e.end is not None for e in job_runs) < 2:
+            continue
+        duplicates += 1
+        counted += 1 if flagged[job_id] else 0
+        by_kill, left = _explained(job_runs, flagged[job_id], history.kills)
+        killed += by_kill
+        if left:
+            uncounted.append(job_id)
+    short = [g for g, n in history.groups.items() if group_ends.get(g, 0) < n]
+    return Verdict(
+        jobs=len(ids),
+        completed=sum(1 for s in states if s in FINAL),
+        dead_lettered=len(dead),
+        lost=lost,
+        stuck=stuck,
+        duplicates=duplicates,
+        flagged=sum(
+            1 for j, r in runs.items() if flagged[j] and sum(e.end is not None for e in r) > 1
+        ),
+        killed_before_ack=killed,
+        uncounted=uncounted,
+        reruns=sum(len(r) - len({e.attempt for e in r}) for r in runs.values()),
+        short_groups=short,
+        early=early,
+        huge_wrong=huge_wrong,
+        executions=sum(len(r) for r in runs.values()),
+    )
+
+
+def _group_completions(client: redis.Redis) -> dict[str, int]:
+    """Completions of id-less messages, by group: their ids were given by workers, so they are
+    found by scanning the execution records and reading each job's status."""
+    out: dict[str, int] = defaultdict(int)
+    for key in client.scan_iter(match="faults:group:*", count=1000):
+        group = key.decode().rpartition(":")[2]
+        out[group] = int(client.scard(key))
+    return out
+
+
+def _early(history: History, runs: dict[str, list[Execution]]) -> list[str]:
+    """Delayed jobs whose first execution started before the due time the server computed
+    when they were enqueued (both on the server's clock)."""
+    out = []
+    for job_id, due in history.due.items():
+        first = runs.get(job_id) or []
+        if first and first[0].start < due - 0.05:
+            out.append(job_id)
+    return out
+
+
+def _huge(
+    client: redis.Redis, keys: QueueKeys, huge: list[str], dead: dict[str, dict[str, Any]]
+) -> list[str]:
+    out = []
+    for job_id in huge:
+        entry = dead.get(job_id)
+        if (
+            entry is None
+            or entry.get("kind") != "too_large"
+            or client.hstrlen(keys.dead_blobs, str(entry.get("blob"))) != entry.get("size")
+            or client.hget(keys.job(job_id), "state") != b"dead"
+        ):
+            out.append(job_id)
+    return out
