@@ -261,7 +261,9 @@ def test_every_panel_query_returns_data(live: LiveRun) -> None:
 
 
 def _variable(name: str) -> dict[str, Any]:
-    variables = {var["name"]: var for var in generate.build()["templating"]["list"]}
+    variables: dict[str, dict[str, Any]] = {
+        var["name"]: var for var in generate.build()["templating"]["list"]
+    }
     return variables[name]
 
 
@@ -297,6 +299,10 @@ def test_kubernetes_panels_follow_the_cluster(live: LiveRun) -> None:
 
     assert by(kube.REPLICAS_CURRENT, "deployment") == {DEPLOYMENT: WORKERS}
     assert by(kube.REPLICAS_MAX, "deployment") == {DEPLOYMENT: 10}
+    renamed = live.query("count by (namespace, exported_namespace) (keda_scaler_metrics_value)")
+    assert [s["metric"] for s in renamed] == [
+        {"namespace": "keda", "exported_namespace": NAMESPACE}
+    ]
     keda = live.query(substitute(kube.KEDA_VALUE, w))
     assert {s["metric"]["namespace"] for s in keda} == {NAMESPACE}, keda
     assert {s["metric"]["metric"] for s in keda} == set(live.kube.keda_values)
