@@ -59,6 +59,7 @@ DEPLOYMENT = "workflow-worker"
 PODS = (f"{DEPLOYMENT}-6b8f9c7d45-x2kq9", f"{DEPLOYMENT}-6b8f9c7d45-b7m4z")
 WORKFLOW = "sleep"
 ARTIFACT = ROOT / "artifacts" / "workflow-worker-panels.png"
+SRE_ARTIFACT = ROOT / "artifacts" / "workflow-worker-sre-panels.png"
 
 
 @dataclass(frozen=True)
@@ -436,9 +437,26 @@ def draw_panels(live: LiveRun, path: Path) -> Path:
     return path
 
 
+def draw_sre_panels(live: LiveRun, path: Path) -> Path:
+    """Draw the KEDA value, CPU, memory and event-loop lag panels to a PNG."""
+    fig = Figure(figsize=(14, 9), layout="constrained")
+    axes = fig.subplots(2, 2)
+    _plot(axes[0][0], live, "KEDA scaler: metric value (stand-in exporter, from Redis)", "jobs",
+          [("{{metric}}", kube.KEDA_VALUE), ("queued (worker)", q.QUEUED)])  # fmt: skip
+    _plot(axes[0][1], live, "CPU per container (the worker processes)", "cores",
+          [("{{pod}}", kube.CPU)])  # fmt: skip
+    _plot(axes[1][0], live, "Memory working set (the worker processes)", "bytes",
+          [("{{pod}}", kube.MEMORY)])  # fmt: skip
+    _plot(axes[1][1], live, "Event-loop lag", "seconds", [("{{pod}}", q.LOOP_LAG)])
+    fig.suptitle(f"workflow-worker SRE panels: {JOBS} jobs, {WORKERS} workers (live data)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    return path
+
+
 def test_key_panels_are_drawn_to_a_png(live: LiveRun) -> None:
-    """The key panels are rendered from the live Prometheus data into artifacts/ as a PNG."""
-    path = draw_panels(live, ARTIFACT)
-    print(f"\npanels drawn from live Prometheus data: {path}")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert path.stat().st_size > 10_000
+    """The key panels are rendered from the live Prometheus data into artifacts/ as PNGs."""
+    for path in (draw_panels(live, ARTIFACT), draw_sre_panels(live, SRE_ARTIFACT)):
+        print(f"\npanels drawn from live Prometheus data: {path}")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.stat().st_size > 10_000
