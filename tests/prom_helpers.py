@@ -95,7 +95,10 @@ def finite(result: Iterable[Sample]) -> list[float]:
 
 
 class Prometheus:
-    """A Prometheus server process scraping `targets` every second and evaluating `rule_files`."""
+    """A Prometheus server process scraping `targets` every second and evaluating `rule_files`.
+
+    `extra_jobs` are further scrape configs (other exporters), scraped at the same interval.
+    """
 
     def __init__(
         self,
@@ -104,11 +107,13 @@ class Prometheus:
         rule_files: Sequence[Path] = (RULES,),
         *,
         job: str = "workflow-worker",
+        extra_jobs: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.data_dir = data_dir
         self.targets = targets
         self.rule_files = rule_files
         self.job = job
+        self.extra_jobs = extra_jobs
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +124,10 @@ class Prometheus:
         return {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in self.rule_files],
-            "scrape_configs": [{"job_name": self.job, "static_configs": static}],
+            "scrape_configs": [
+                {"job_name": self.job, "static_configs": static},
+                *(dict(job) for job in self.extra_jobs),
+            ],
         }
 
     def start(self, timeout: float = 15.0) -> None:
@@ -229,6 +237,28 @@ class Prometheus:
             time.sleep(0.25)
 
 
+def grafana_escape(value: str) -> str:
+    """A variable value escaped as Grafana's Prometheus data source does it: regex metacharacters
+    get a backslash, itself escaped for the PromQL string."""
+    return re.sub(r"([\\^$*+?.()|\[\]{}])", r"\\\\\1", value)
+
+
+def interpolate(expr: str, variables: Mapping[str, str | Sequence[str]], rate_interval: str) -> str:
+    """`expr` with dashboard variables replaced as Grafana's Prometheus data source does it.
+
+    A string value is written as is (an "All" custom value such as `.*`); a list of selected
+    values is escaped, one alone as itself, several as `(a|b)`.
+    """
+    text = expr.replace("$__rate_interval", rate_interval)
+    for name in sorted(variables, key=len, reverse=True):
+        value = variables[name]
+        if not isinstance(value, str):
+            escaped = [grafana_escape(item) for item in value]
+            value = escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+        text = text.replace(f"${name}", value)
+    return text
+
+
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """Run promtool with `args` and capture its output."""
     return subprocess.run(
@@ -251,6 +281,20 @@ _SERIES_SUFFIX = re.compile(r"_(bucket|count|sum)$")
 def contract_metrics() -> dict[str, str]:
     """Metric name -> type, from the metrics table of docs/contract.md."""
     return dict(_METRIC_ROW.findall(CONTRACT.read_text(encoding="utf-8")))
+
+
+_LABELS_ROW = re.compile(
+    r"^\| `(workflow_[a-z_]+)` \| (?:counter|gauge|histogram) \| ([^|]+) \|", re.M
+)
+
+
+def contract_labels() -> dict[str, tuple[str, ...]]:
+    """Metric name -> its labels ("-" for none), from the metrics table of docs/contract.md."""
+    rows = _LABELS_ROW.findall(CONTRACT.read_text(encoding="utf-8"))
+    return {
+        name: tuple(label.strip() for label in labels.split(",") if label.strip() != "-")
+        for name, labels in rows
+    }
 
 
 def referenced_metrics(expr: str) -> set[str]:

@@ -25,6 +25,11 @@ REQUIRED_ALERTS = {
     "WorkflowJobsWaitingTooLong",
     "WorkflowWorkersSaturated",
     "WorkflowNoWorkerScraped",
+    "WorkflowJobFailureBudgetBurn",
+    "WorkflowQueueWaitBudgetBurn",
+    "WorkflowRedisDisconnected",
+    "WorkflowWorkersAtMaxReplicas",
+    "WorkflowKedaScalerErrors",
 }
 FLEET_GAUGES = (
     "workflow_jobs_queued",
@@ -64,6 +69,22 @@ def test_promtool_unit_tests_pass() -> None:
         ("> 0.1\n", "> 0.5\n"),
         ("oldest_age_seconds:max > 600", "oldest_age_seconds:max > 6000"),
         ("increase(workflow_jobs_total[10m])", "increase(workflow_jobs_total[2m])"),
+        # The SLO budget, a burn factor, a window, the wait bound.
+        ("ratio_rate1h > (14.4 * 0.01)", "ratio_rate1h > (14.4 * 0.02)"),
+        ("ratio_rate6h > (6 * 0.01)", "ratio_rate6h > (10 * 0.01)"),
+        ('status=~"failure|dead"}[30m]', 'status=~"failure|dead"}[1h]'),
+        ('le="60.0"}[5m]', 'le="120.0"}[5m]'),
+        # Redis, HPA and KEDA alerts.
+        ("(1 - workflow_redis_connected) > 0", "(1 - workflow_redis_connected) > 1"),
+        (
+            "(kube_horizontalpodautoscaler_spec_max_replicas)",
+            "(kube_horizontalpodautoscaler_spec_max_replicas) + 1",
+        ),
+        (
+            '"namespace", "$1", "exported_namespace", "(.+)"',
+            '"namespace", "$1", "namespace", "(.+)"',
+        ),
+        ("[1d]", "[1m]"),
     ],
 )
 def test_unit_tests_catch_a_changed_threshold(tmp_path: Path, old: str, new: str) -> None:
@@ -77,8 +98,9 @@ def test_unit_tests_catch_a_changed_threshold(tmp_path: Path, old: str, new: str
     assert "FAILED" in result.stdout + result.stderr
 
 
-def test_the_five_alerts_exist() -> None:
-    """Stall, failure rate, wait time, saturation and missing-worker alerts are all defined."""
+def test_the_ten_alerts_exist() -> None:
+    """Stall, failure rate, wait time, saturation and missing-worker alerts, the two SLO burn-rate
+    alerts, Redis disconnected, HPA at max replicas and KEDA scaler errors are all defined."""
     assert {rule["alert"] for rule in _alerts()} == REQUIRED_ALERTS
 
 
@@ -127,4 +149,20 @@ def test_recording_rules_follow_the_naming_convention() -> None:
     records = [rule["record"] for rule in load_rules() if "record" in rule]
     assert records
     for name in records:
-        assert re.fullmatch(r"namespace_queue:workflow_[a-z_]+:[a-z0-9_]+", name), name
+        assert re.fullmatch(r"namespace_(queue|deployment):workflow_[a-z_]+:[a-z0-9_]+", name), name
+
+
+@pytest.mark.parametrize("slo", ["workflow_jobs_failed", "workflow_job_wait_slow"])
+def test_burn_rate_windows_are_recorded(slo: str) -> None:
+    """Both SLO ratios are recorded over the four windows the burn-rate alerts pair up."""
+    records = {rule["record"] for rule in load_rules() if "record" in rule}
+    for window in ("5m", "30m", "1h", "6h"):
+        assert f"namespace_queue:{slo}:ratio_rate{window}" in records
+
+
+def test_alerts_keep_the_namespace() -> None:
+    """Every alert's aggregations and matches keep `namespace`, so one environment's alert never
+    carries another's numbers (absent() aside, which has no labels at all)."""
+    for rule in _alerts():
+        for clause in re.findall(r"\b(?:by|on) \(([^)]*)\)", rule["expr"]):
+            assert "namespace" in [label.strip() for label in clause.split(",")], rule["alert"]

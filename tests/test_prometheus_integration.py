@@ -1,7 +1,9 @@
 """A real Prometheus scraping two real worker processes while jobs flow.
 
 Every dashboard query returns data, the numbers agree with what the test enqueued, every rule
-evaluates on the live data, and the key panels are drawn to artifacts/ as a PNG.
+evaluates on the live data, and the key panels are drawn to artifacts/ as a PNG. The Kubernetes and
+KEDA panels read series of a stand-in exporter (tests/kube_exporter.py) with the real names and
+labels, since no cluster runs here; its CPU and memory are the worker processes' own.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import pytest
 import redis
 from matplotlib.figure import Figure
 
-from dashboards import generate
+from dashboards import generate, kube
 from dashboards import queries as q
+from tests.kube_exporter import KubeExporter, Pod
 from tests.prom_helpers import (
     ROOT,
     Prometheus,
@@ -35,10 +38,12 @@ from tests.prom_helpers import (
     Target,
     finite,
     get_text,
+    interpolate,
     load_rules,
     metric_total,
     values,
 )
+from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.local.devstack import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -49,7 +54,12 @@ JOBS = 600
 WORKERS = 2
 CONCURRENCY = 5
 CAPACITY = WORKERS * CONCURRENCY
+DEPLOYMENT = "workflow-worker"
+# Pod names as a Deployment's ReplicaSet makes them: <deployment>-<pod-template-hash>-<suffix>.
+PODS = (f"{DEPLOYMENT}-6b8f9c7d45-x2kq9", f"{DEPLOYMENT}-6b8f9c7d45-b7m4z")
+WORKFLOW = "sleep"
 ARTIFACT = ROOT / "artifacts" / "workflow-worker-panels.png"
+SRE_ARTIFACT = ROOT / "artifacts" / "workflow-worker-sre-panels.png"
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class LiveRun:
 
     prom: Prometheus
     workers: list[WorkerProcess]
+    kube: KubeExporter
     start: float
     end: float
 
@@ -79,11 +90,8 @@ class LiveRun:
 
 def substitute(expr: str, window: str) -> str:
     """A panel query with Grafana's variables replaced the way Grafana would."""
-    return (
-        expr.replace("$__rate_interval", window)
-        .replace("$namespace", NAMESPACE)
-        .replace("$queue", re.escape(QUEUE))
-    )
+    variables = {"namespace": [NAMESPACE], "queue": [QUEUE], "deployment": [DEPLOYMENT]}
+    return interpolate(expr, {**variables, "workflow": ".*"}, window)
 
 
 @dataclass(frozen=True)
@@ -185,25 +193,50 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
             stack.callback(worker.stop)
             workers.append(worker)
         targets = [
-            Target(f"127.0.0.1:{w.port}", {"namespace": NAMESPACE, "pod": f"workflow-worker-{i}"})
-            for i, w in enumerate(workers)
+            Target(f"127.0.0.1:{w.port}", {"namespace": NAMESPACE, "pod": pod})
+            for pod, w in zip(PODS, workers, strict=True)
         ]
-        prom = Prometheus(base / "prometheus", targets)
+        exporter = _kube_exporter(server.url, workers)
+        stack.callback(exporter.stop)
+        exporter.start()
+        prom = Prometheus(base / "prometheus", targets, extra_jobs=exporter.scrape_configs())
         stack.callback(prom.stop)
         prom.start()
         for worker in workers:
             worker.wait_ready()
         # The first scrape comes ~5 s after start (target updates are batched every 5 s).
         prom.wait_for(
-            f'count(workflow_jobs_capacity{{queue="{QUEUE}"}})',
-            lambda r: values(r) == [WORKERS],
+            f'count(workflow_jobs_capacity{{queue="{QUEUE}"}})'
+            " + count(kube_deployment_status_observed_generation)"
+            " + count(keda_scaler_metrics_value)",
+            lambda r: values(r) == [WORKERS + 1 + 2],
             timeout=20,
-            what="both workers scraped",
+            what="both workers and the Kubernetes/KEDA exporter scraped",
         )
         start = time.time()
+        # A rollout and an OOM kill during the run, for the annotation and the restart panel.
+        exporter.rollout()
+        exporter.oom_kill(PODS[1])
         _enqueue(server.url)
         _wait_until_done(prom)
-        yield LiveRun(prom, workers, start, time.time())
+        yield LiveRun(prom, workers, exporter, start, time.time())
+
+
+def _kube_exporter(redis_url: str, workers: list[WorkerProcess]) -> KubeExporter:
+    client = redis.Redis.from_url(redis_url)
+    keys = QueueKeys.for_queue(QUEUE)
+    return KubeExporter(
+        NAMESPACE,
+        DEPLOYMENT,
+        [
+            Pod(name, w.proc.pid, f"uid-{i}")
+            for i, (name, w) in enumerate(zip(PODS, workers, strict=True))
+        ],
+        {
+            "s0-redis-it-queue": lambda: float(client.llen(keys.queue)),
+            "s1-redis-it-queue-processing": lambda: float(client.hlen(keys.processing)),
+        },
+    )
 
 
 def _panel_targets() -> list[tuple[str, str, str]]:
@@ -211,13 +244,16 @@ def _panel_targets() -> list[tuple[str, str, str]]:
     return [
         (panel["title"], target["refId"], target["expr"])
         for panel in model["panels"]
-        for target in panel["targets"]
+        for target in panel.get("targets", [])
     ]
 
 
 def test_every_panel_query_returns_data(live: LiveRun) -> None:
-    """Every dashboard query returns finite values; the stall alert's series stays empty."""
-    for title, ref_id, expr in _panel_targets():
+    """Every dashboard query, the Kubernetes and KEDA ones included, returns finite values; the
+    stall alert's series stays empty."""
+    queries = _panel_targets()
+    assert len({title for title, _, _ in queries}) == 20
+    for title, ref_id, expr in queries:
         result = live.query(substitute(expr, live.window))
         if expr.startswith("ALERTS{"):
             assert result == [], f"{title} {ref_id}: alert fires on a healthy queue: {result}"
@@ -225,11 +261,72 @@ def test_every_panel_query_returns_data(live: LiveRun) -> None:
         assert finite(result), f"{title} {ref_id}: no data for {substitute(expr, live.window)}"
 
 
-def test_dashboard_variables_list_the_scraped_namespace_and_queue(live: LiveRun) -> None:
-    """label_values over workflow_jobs_capacity offers the scraped namespace and queue."""
-    assert live.prom.label_values("namespace", "workflow_jobs_capacity") == [NAMESPACE]
-    match = f'workflow_jobs_capacity{{namespace=~"{NAMESPACE}"}}'
-    assert live.prom.label_values("queue", match) == [QUEUE]
+def _variable(name: str) -> dict[str, Any]:
+    variables: dict[str, dict[str, Any]] = {
+        var["name"]: var for var in generate.build()["templating"]["list"]
+    }
+    return variables[name]
+
+
+def _label_values_query(name: str) -> tuple[str, str]:
+    """(label, match[]) of a `label_values(match, label)` variable, variables substituted."""
+    query = substitute(_variable(name)["query"], "1m")
+    found = re.fullmatch(r"label_values\((.+), (\w+)\)", query)
+    assert found, query
+    return found.group(2), found.group(1)
+
+
+def test_dashboard_variables_list_the_scraped_values(live: LiveRun) -> None:
+    """The variables offer the scraped namespace, queue and workflow, and the Deployment cut from
+    the worker pods' names by the variable's regex, as Grafana would apply it."""
+    assert live.prom.label_values(*_label_values_query("namespace")) == [NAMESPACE]
+    assert live.prom.label_values(*_label_values_query("queue")) == [QUEUE]
+    # The malformed message counts under the workflow "_unknown".
+    assert live.prom.label_values(*_label_values_query("workflow")) == ["_unknown", WORKFLOW]
+    pods = live.prom.label_values(*_label_values_query("deployment"))
+    assert sorted(pods) == sorted(PODS)
+    pattern = re.compile(_variable("deployment")["regex"].strip("/"))
+    assert {m.group(1) for pod in pods if (m := pattern.match(pod))} == {DEPLOYMENT}
+
+
+def test_kubernetes_panels_follow_the_cluster(live: LiveRun) -> None:
+    """Replicas, KEDA values (read with the namespace the scrape renamed), CPU, memory, the OOM
+    kill and the rollout annotation show what the stand-in cluster reported during the run."""
+    w = live.window
+
+    def by(expr: str, label: str) -> dict[str, float]:
+        result = live.query(substitute(expr, w))
+        return {s["metric"][label]: v for s, v in zip(result, values(result), strict=True)}
+
+    assert by(kube.REPLICAS_CURRENT, "deployment") == {DEPLOYMENT: WORKERS}
+    assert by(kube.REPLICAS_MAX, "deployment") == {DEPLOYMENT: 10}
+    renamed = live.query("count by (namespace, exported_namespace) (keda_scaler_metrics_value)")
+    assert [s["metric"] for s in renamed] == [
+        {"namespace": "keda", "exported_namespace": NAMESPACE}
+    ]
+    keda = live.query(substitute(kube.KEDA_VALUE, w))
+    assert {s["metric"]["namespace"] for s in keda} == {NAMESPACE}, keda
+    assert {s["metric"]["metric"] for s in keda} == set(live.kube.keda_values)
+    peak = f"max_over_time(({substitute(kube.KEDA_VALUE, w)})[{w}:1s])"
+    assert by(peak, "metric")["s0-redis-it-queue"] >= JOBS / 2
+    cpu = by(kube.CPU, "pod")
+    assert set(cpu) == set(PODS)
+    assert all(0 < used < 2 for used in cpu.values()), cpu
+    assert all(20e6 < rss < 500e6 for rss in by(kube.MEMORY, "pod").values())
+    oom = by(kube.OOM_KILLS, "pod")
+    assert oom[PODS[0]] == 0
+    assert oom[PODS[1]] > 0
+    deploys = live.query(substitute(kube.DEPLOYS, w))
+    assert [s["metric"] for s in deploys] == [{"namespace": NAMESPACE, "deployment": DEPLOYMENT}]
+
+
+def test_annotation_queries_run(live: LiveRun) -> None:
+    """Both annotation queries run; the alert one is empty on a healthy run, the rollout one
+    marks the rollout the stand-in cluster made."""
+    annotations = generate.build()["annotations"]["list"]
+    results = {a["name"]: live.query(substitute(a["expr"], live.window)) for a in annotations}
+    assert results["workflow-worker alerts"] == []
+    assert len(results[generate.DEPLOY_ANNOTATION]) == 1
 
 
 def test_counters_agree_with_what_was_enqueued(live: LiveRun) -> None:
@@ -246,7 +343,7 @@ def test_counters_agree_with_what_was_enqueued(live: LiveRun) -> None:
     assert sum(per_worker) == JOBS
     assert all(count > 0 for count in per_worker), f"one worker did nothing: {per_worker}"
     by_pod = live.query("sum by (pod) (workflow_jobs_total)")
-    assert sorted(s["metric"]["pod"] for s in by_pod) == ["workflow-worker-0", "workflow-worker-1"]
+    assert sorted(s["metric"]["pod"] for s in by_pod) == sorted(PODS)
 
 
 def test_gauges_show_the_queue_drained_and_the_workers_full(live: LiveRun) -> None:
@@ -264,7 +361,7 @@ def test_gauges_show_the_queue_drained_and_the_workers_full(live: LiveRun) -> No
 
 def test_latency_percentiles_match_the_benchmark_sleeps(live: LiveRun) -> None:
     """Duration percentiles fall inside the 0.05-0.3 s benchmark sleep range (bucket accuracy)."""
-    quantiles = dict(q.duration_quantiles())
+    quantiles = {legend.rsplit(" ", 1)[1]: expr for legend, expr in q.duration_quantiles()}
     p50 = live.one(substitute(quantiles["p50"], live.window))
     p99 = live.one(substitute(quantiles["p99"], live.window))
     assert 0.05 <= p50 <= 0.3
@@ -340,9 +437,26 @@ def draw_panels(live: LiveRun, path: Path) -> Path:
     return path
 
 
+def draw_sre_panels(live: LiveRun, path: Path) -> Path:
+    """Draw the KEDA value, CPU, memory and event-loop lag panels to a PNG."""
+    fig = Figure(figsize=(14, 9), layout="constrained")
+    axes = fig.subplots(2, 2)
+    _plot(axes[0][0], live, "KEDA scaler: metric value (stand-in exporter, from Redis)", "jobs",
+          [("{{metric}}", kube.KEDA_VALUE), ("queued (worker)", q.QUEUED)])  # fmt: skip
+    _plot(axes[0][1], live, "CPU per container (the worker processes)", "cores",
+          [("{{pod}}", kube.CPU)])  # fmt: skip
+    _plot(axes[1][0], live, "Memory working set (the worker processes)", "bytes",
+          [("{{pod}}", kube.MEMORY)])  # fmt: skip
+    _plot(axes[1][1], live, "Event-loop lag", "seconds", [("{{pod}}", q.LOOP_LAG)])
+    fig.suptitle(f"workflow-worker SRE panels: {JOBS} jobs, {WORKERS} workers (live data)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    return path
+
+
 def test_key_panels_are_drawn_to_a_png(live: LiveRun) -> None:
-    """The key panels are rendered from the live Prometheus data into artifacts/ as a PNG."""
-    path = draw_panels(live, ARTIFACT)
-    print(f"\npanels drawn from live Prometheus data: {path}")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert path.stat().st_size > 10_000
+    """The key panels are rendered from the live Prometheus data into artifacts/ as PNGs."""
+    for path in (draw_panels(live, ARTIFACT), draw_sre_panels(live, SRE_ARTIFACT)):
+        print(f"\npanels drawn from live Prometheus data: {path}")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.stat().st_size > 10_000
