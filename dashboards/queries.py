@@ -123,6 +123,10 @@ WAIT_BURN: Final = f"(1 - {_WAIT_FAST}\n/ {_WAIT_ALL})\n/ {WAIT_BUDGET}"
 
 # Worker runtime: the event loop, Redis, requeues and leases, rate limits.
 LOOP_LAG: Final = f"max by (namespace, pod) (workflow_event_loop_lag_seconds{{{SEL}}})"
+# Seconds per second the loop was held by one task, by the job's workflow (_none: not a job).
+LOOP_BLOCKED: Final = counter_rate(
+    "workflow_event_loop_blocked_seconds_total", f"{BY}, workflow", SEL_WF
+)
 REDIS_DISCONNECTED: Final = f"sum by ({BY}) (1 - workflow_redis_connected{{{SEL}}})"
 REDIS_ERRORS: Final = or_zero(counter_rate("workflow_redis_errors_total", f"{BY}, operation"))
 REQUEUED: Final = counter_rate("workflow_jobs_requeued_total", f"{BY}, reason")

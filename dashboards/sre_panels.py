@@ -36,14 +36,16 @@ def slo_burn() -> PanelBuilder:
 
 
 def event_loop() -> PanelBuilder:
-    """How late each worker's event loop woke."""
+    """How late each worker's event loop woke, and which workflows held it."""
     return series(
-        "Event-loop lag",
-        "How late each worker's 10 s ticker last woke (workflow_event_loop_lag_seconds). "
-        "Seconds mean something blocks the loop (CPU-bound or synchronous code in a workflow, "
-        "CPU throttling): every job on that pod stalls and its heartbeat may come late.",
+        "Event-loop lag and blocks",
+        "How late each worker's 10 s ticker last woke (workflow_event_loop_lag_seconds), and "
+        "the share of time the loop was held by one job, by workflow "
+        "(workflow_event_loop_blocked_seconds_total; the worker logs each block with its job "
+        "and the line it was stuck on). Seconds mean something blocks the loop (CPU-bound or "
+        "synchronous code in a workflow, CPU throttling): every job on that pod stalls.",
         "s",
-        [(NSPOD, q.LOOP_LAG)],
+        [(NSPOD, q.LOOP_LAG), (f"{NSQ} {{{{workflow}}}} blocked s/s", q.LOOP_BLOCKED)],
     )
 
 

@@ -30,7 +30,7 @@ TITLES = [
 ]
 SRE_TITLES = [
     "SLO burn rate: failures and queue wait",
-    "Event-loop lag",
+    "Event-loop lag and blocks",
     "Redis: disconnected pods and errors",
     "Requeues, redeliveries and lost leases",
     "Rate-limited starts",

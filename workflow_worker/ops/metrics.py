@@ -157,6 +157,9 @@ class Metrics:
             self.redeliveries.labels(queue)
             self.duplicates.labels(queue)
             self.requeued.labels(queue, "shutdown")
+            # Zero until a block happens, so rates over them exist from the start.
+            self.loop_blocks.labels(queue, "_none")
+            self.loop_blocked_seconds.labels(queue, "_none")
 
     def _child(self, metric: Any, queue: str, *labels: str) -> Any:
         # labels() takes a lock and builds a tuple per call; jobs hit the same few children.
