@@ -431,7 +431,7 @@ class Driver:
         self.proxy.partition(1.5 * self.cfg.lease)
 
     def fault_stall(self) -> None:
-        self.admin.client_pause(11_000, all=False)
+        self._admin(lambda: self.admin.client_pause(11_000, all=False))
 
     def fault_blocked_loop(self) -> None:
         self._n += 1
@@ -445,7 +445,7 @@ class Driver:
         self._n += 1
         group = f"g{self._n}"
         message = json.dumps({"workflow": "limited", "payload": {"seconds": 0.1, "group": group}})
-        self.admin.lpush(QUEUE, *[message] * 6)
+        self._admin(lambda: self.admin.lpush(QUEUE, *[message] * 6))
         self.history.groups[group] = 6
 
     def fault_huge(self) -> None:
@@ -453,17 +453,16 @@ class Driver:
         job_id = f"h{self._n}"
         blob = "\u0001" * (3 * self.cfg.max_payload)
         message = json.dumps({"id": job_id, "workflow": "step", "payload": {"x": blob}})
-        self.admin.lpush(QUEUE, message)
+        self._admin(lambda: self.admin.lpush(QUEUE, message))
         self.history.huge.append(job_id)
 
     def fault_memory(self) -> None:
-        used = int(self.admin.info("memory")["used_memory"])
-        self.admin.config_set("maxmemory", used + (2 << 20))
+        def squeeze() -> None:
+            used = int(self.admin.info("memory")["used_memory"])
+            self.admin.config_set("maxmemory", used + (2 << 20))
 
-        def restore() -> None:
-            self.admin.config_set("maxmemory", 0)
-
-        self._after(4.0, restore)
+        self._admin(squeeze)
+        self._after(4.0, lambda: self._admin(lambda: self.admin.config_set("maxmemory", 0)))
 
     def fault_skewed_producer(self) -> None:
         self._n += 1
@@ -495,6 +494,19 @@ class Driver:
         due = json.loads(done.stdout)
         self.history.ids.extend(due)
         self.history.due.update(due)
+
+    def _admin(self, action: Callable[[], object]) -> None:
+        """Run an injection against Redis until it lands (Redis may be restarting, paused or
+        full because of an earlier fault)."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                action()
+                return
+            except (redis.RedisError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _direct_submit(self, specs: list[JobSpec]) -> None:
         settings = Settings.from_env(self.fleet.env, redis_url=self.server.url)
