@@ -10,6 +10,8 @@ The faults, each named as in docs/guarantees.md:
 | term | rolling deploy: start a worker, SIGTERM an old one, time its drain |
 | stop | SIGSTOP a worker for 2.5 leases, then SIGCONT |
 | redis-restart / redis-kill | stop Redis (SIGTERM / SIGKILL) and start it again |
+| failover | the primary hands over to its replica (`FAILOVER`: writes paused until the |
+|   | replica has caught up), and clients' connections move to the new primary |
 | lost-claim-replies / lost-ack-replies | the proxy drops replies of claims / acknowledgements |
 |   | after the server ran them |
 | late-replies | a claim and an acknowledgement answered after the clients' socket timeout |
@@ -70,6 +72,7 @@ FAULTS = (
     "memory",
     "skewed-producer",
     "redis-kill",
+    "failover",
 )
 SKEW = 120.0
 # A SIGTERMed worker must exit within its shutdown timeout plus this (requeue and leave).
@@ -255,12 +258,31 @@ class Driver:
         self.history = History()
         self.slow_drains: list[str] = []
         self.rng = random.Random(cfg.seed)
-        self.server = RedisServer(workdir / "redis", appendonly=True)
-        self.admin = redis.Redis(port=self.server.port, socket_timeout=15)
+        # A primary and its replica, with append-only files; a failover swaps them.
+        self.servers = [
+            RedisServer(workdir / "redis-a", appendonly=True),
+            RedisServer(workdir / "redis-b", appendonly=True),
+        ]
+        self._primary = 0
+        self._admins = {s.port: redis.Redis(port=s.port, socket_timeout=15) for s in self.servers}
         self.proxy = FaultProxy(self.server.port)
         self.fleet = Fleet({}, workdir, self.rng)
         self._later: list[tuple[float, Callable[[], None]]] = []
         self._n = 0
+
+    @property
+    def server(self) -> RedisServer:
+        """The current primary."""
+        return self.servers[self._primary]
+
+    @property
+    def replica(self) -> RedisServer:
+        return self.servers[1 - self._primary]
+
+    @property
+    def admin(self) -> redis.Redis:
+        """A direct client of the current primary (not through the proxy)."""
+        return self._admins[self.server.port]
 
     def environment(self, url: str) -> dict[str, str]:
         cfg = self.cfg
@@ -287,7 +309,9 @@ class Driver:
 
     def run(self) -> Report:
         began = time.monotonic()
-        self.server.start()
+        for server in self.servers:
+            server.start()
+        self._follow(self.replica, self.server)
         self.proxy.start()
         env = self.fleet.env = self.environment(self.proxy.url)
         settings = Settings.from_env(env)
@@ -308,8 +332,9 @@ class Driver:
             self.history.logs = self.fleet.logs()
             verdict = judge(self.server.url, QUEUE, self.history)
         finally:
-            self.admin.close()
-            self.server.stop()
+            for server in self.servers:
+                self._admins[server.port].close()
+                server.stop()
         return Report(
             verdict,
             dict(self.history.faults),
@@ -413,6 +438,37 @@ class Driver:
     def fault_redis_kill(self) -> None:
         self.server.stop(kill=True)
         self.server.start()
+
+    def fault_failover(self) -> None:
+        old, new = self.server, self.replica
+        self._admin(
+            lambda: self._admins[old.port].execute_command(  # type: ignore[no-untyped-call]
+                "FAILOVER", "TO", "127.0.0.1", new.port, "TIMEOUT", 10_000
+            )
+        )
+        deadline = time.monotonic() + 30
+        while self._role(new) != "master":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica was not promoted within 30 s")
+            time.sleep(0.05)
+        self._primary = 1 - self._primary
+        self.proxy.retarget(new.port)
+
+    def _role(self, server: RedisServer) -> str:
+        try:
+            return str(self._admins[server.port].info("replication").get("role", ""))
+        except (redis.RedisError, OSError):
+            return ""
+
+    def _follow(self, replica: RedisServer, primary: RedisServer) -> None:
+        """Make `replica` replicate `primary` and wait until it is in sync."""
+        client = self._admins[replica.port]
+        client.replicaof("127.0.0.1", primary.port)
+        deadline = time.monotonic() + 30
+        while client.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica did not sync within 30 s")
+            time.sleep(0.05)
 
     def fault_lost_claim_replies(self) -> None:
         self.proxy.arm(Rule("EVALSHA", "drop_reply", arg=_sha("claim"), times=3))

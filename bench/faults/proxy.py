@@ -188,6 +188,18 @@ class FaultProxy:
 
         self._call(start)
 
+    def retarget(self, port: int, host: str = "127.0.0.1") -> None:
+        """Send new connections to another server and close the current ones (what clients of
+        a failed-over Redis see: their connections drop, new ones reach the new primary)."""
+
+        def switch() -> None:
+            self.target = (host, port)
+            self.events.append((time.time(), "retarget", str(port)))
+            for conn in list(self._conns):
+                self._close(conn)
+
+        self._call(switch)
+
     def fired(self) -> int:
         return sum(rule.fired for rule in self.rules)
 
