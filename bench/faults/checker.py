@@ -124,6 +124,10 @@ def _fold(job: str, lines: list[bytes]) -> list[Execution]:
             run.cancelled = ev["t"]
         elif ev["ev"] == "fail":
             run.failed = ev["t"]
+    for run in runs.values():
+        if run.end is not None and run.cancelled is not None:
+            # Cancelled while recording its end: the workflow never returned.
+            run.end = None
     return sorted(runs.values(), key=lambda e: e.start)
 
 

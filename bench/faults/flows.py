@@ -46,7 +46,12 @@ async def _record(ctx: JobContext, event: dict[str, Any]) -> None:
 
 async def step(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Sleep `seconds` (holding the event loop for `block` seconds first, when given), fail on
-    the first attempt when `fail_first`, and record start and end (or cancel)."""
+    the first attempt when `fail_first`, and record start and end (or cancel).
+
+    A cancellation can land while the end is being recorded (a drain deadline at that very
+    moment): then "cancel" follows "end", and the run did not return (its end is not a
+    completion; the job runs again elsewhere, as any interrupted job does).
+    """
     base = {"run": uuid.uuid4().hex[:12], "pid": os.getpid(), "attempt": ctx.attempt}
     await _record(ctx, {**base, "ev": "start"})
     try:
@@ -54,14 +59,14 @@ async def step(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             # A blocking call in async code, as workflows contain by accident.
             time.sleep(float(payload["block"]))  # noqa: ASYNC251
         await asyncio.sleep(float(payload.get("seconds", 0.2)))
+        if payload.get("fail_first") and ctx.attempt == 1:
+            await _record(ctx, {**base, "ev": "fail"})
+            raise RuntimeError("first attempt fails on purpose")
+        await _record(ctx, {**base, "ev": "end"})
     except asyncio.CancelledError:
         # Drain deadline, cancel request or lost lease: say so, then let cancellation go on.
         await asyncio.shield(_record(ctx, {**base, "ev": "cancel"}))
         raise
-    if payload.get("fail_first") and ctx.attempt == 1:
-        await _record(ctx, {**base, "ev": "fail"})
-        raise RuntimeError("first attempt fails on purpose")
-    await _record(ctx, {**base, "ev": "end"})
     if payload.get("group"):
         # Messages without an id are counted by group: their ids were given by workers.
         await ctx.redis.sadd(GROUP_PREFIX + str(payload["group"]), ctx.job_id)
