@@ -57,10 +57,19 @@ async def fail_once(payload: dict[str, Any], ctx: JobContext) -> str:
     return "ok"
 
 
+async def crash_once(payload: dict[str, Any], ctx: JobContext) -> str:
+    """Kill the worker the first time any job of this `tag` runs; succeed afterwards."""
+    if await ctx.redis.set(f"crashed:{payload['tag']}", 1, nx=True):
+        os.kill(os.getpid(), signal.SIGKILL)
+    await _mark(ctx, payload, "end")
+    return "ok"
+
+
 WORKFLOWS: WorkflowRegistry = {
     **BUILTIN,
     "crash": crash,
     "record": record,
     "block": block,
     "fail_once": fail_once,
+    "crash_once": crash_once,
 }

@@ -59,6 +59,22 @@ def test_the_crash_budget_ends_the_record_and_releases_the_lock(
     assert reaper.proc.poll() is None
 
 
+@pytest.mark.slow
+def test_a_re_delivered_message_without_an_id_leaves_no_crash_count_behind(
+    spawn_worker: Spawn, sync_redis: redis.Redis
+) -> None:
+    """A message without an id whose worker dies once is re-delivered under an id of its own,
+    runs, and its crash count is cleared with it: nothing is left in the redeliveries hash."""
+    env = {"WORKER_WORKFLOWS": FLOWS, "WORKER_LEASE_SECONDS": "1"}
+    sync_redis.lpush(Q, json.dumps({"workflow": "crash_once", "payload": {"tag": "c"}}))
+    _wait_exit(spawn_worker(wait_ready=False, **env))
+    spawn_worker(**env)
+    wait_until(lambda: len(runs(sync_redis, "c")) == 1, timeout=20)
+    wait_until(lambda: sync_redis.hlen(KEYS.processing) == 0, timeout=10)
+    assert sync_redis.hlen(KEYS.redeliveries) == 0
+    assert sync_redis.llen(KEYS.dead) == 0
+
+
 def test_a_message_that_cannot_run_ends_its_record_and_lock(
     spawn_worker: Spawn, sync_redis: redis.Redis, redis_url: str
 ) -> None:
