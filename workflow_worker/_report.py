@@ -61,8 +61,21 @@ def failure(exc: BaseException, redis_url: str, url_source: str) -> tuple[str, i
 
 def _cause(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
+    # The asyncio client says "Connect call failed"; the system's own words are clearer.
+    reason = _system_reason(exc)
+    if reason and reason.lower() not in text.lower():
+        text = f"{text.rstrip('.')}: {reason}"
     # redis-py's messages span lines when the server's answer does; keep the promise of one.
     return " ".join(text.split())
+
+
+def _system_reason(exc: BaseException) -> str:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and isinstance(seen.errno, int) and seen.errno > 0:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 def report(exc: BaseException, redis_url: str, url_source: str, debug: bool) -> int:
