@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import run_cli
+from workflow_worker.engine.limits import parse_rate_limits
 from workflow_worker.errors import ConfigError
 from workflow_worker.settings import Settings, parse_flag
+from workflow_worker.workflows.registry import check_rate_limits, load_registry
 
 
 def test_defaults_match_the_contract() -> None:
@@ -151,3 +153,20 @@ def test_worker_refuses_to_start_with_a_clear_error(
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert "configuration error" in proc.stderr
+
+
+def test_rate_limits_must_name_workflows_of_the_registry() -> None:
+    """A limit on a workflow the registry lacks is refused naming WORKER_RATE_LIMITS and the
+    closest workflow; limits on known workflows pass; benchmark mode accepts any name."""
+    registry = load_registry("workflow_worker.builtin:WORKFLOWS")
+    typo = Settings(rate_limits=parse_rate_limits('{"echo": "5/s", "slep": {"concurrent": 2}}'))
+    with pytest.raises(ConfigError) as info:
+        check_rate_limits(typo, registry)
+    assert info.value.variable == "WORKER_RATE_LIMITS"
+    assert "it limits 'slep'" in str(info.value)
+    assert str(info.value).endswith("did you mean 'sleep'?")
+    check_rate_limits(Settings(rate_limits=parse_rate_limits('{"sleep": "5/s"}')), registry)
+    check_rate_limits(
+        Settings(rate_limits=parse_rate_limits('{"loadtest": "5/s"}'), benchmark_mode=True),
+        registry,
+    )

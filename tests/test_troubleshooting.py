@@ -17,6 +17,7 @@ import redis
 
 from tests.conftest import ROOT, worker_env
 from tests.servers import free_port
+from workflow_worker._report import failure
 
 GUIDE = ROOT / "docs" / "troubleshooting.md"
 HEADING = re.compile(r"^### `(.+)`$", re.MULTILINE)
@@ -209,3 +210,16 @@ def test_debug_adds_the_traceback(redis_url: str, tmp_path: Path) -> None:
         .splitlines()[-1]
         .startswith("workflow-worker: cannot reach Redis at REDIS_URL=")
     )
+
+
+UNEXPECTED = "workflow-worker: unexpected error: <error> (run with --debug for the traceback)"
+
+
+def test_an_unexpected_error_is_one_line_that_points_at_debug() -> None:
+    """An exception the command line has no explanation for is reported as the guide's
+    `unexpected error` line, exit 1."""
+    line, code = failure(KeyError("missing"), "redis://x:6379/0", "REDIS_URL")
+    assert code == 1
+    assert f"**`{UNEXPECTED}`**" in GUIDE.read_text()
+    assert pattern(UNEXPECTED).fullmatch(line)
+    assert "KeyError: 'missing'" in line
