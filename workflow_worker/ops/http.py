@@ -92,8 +92,6 @@ def _bind_error(host: str, port: int, exc: OSError) -> ConfigError:
         return ConfigError("WORKER_HTTP_HOST", host, reason=f"cannot resolve it ({exc})")
     if exc.errno == errno.EADDRINUSE:
         reason = f"another process already listens on {host}:{port}; pick a free port or stop it"
-    elif exc.errno == errno.EACCES:
-        reason = f"no permission to listen on {host}:{port} (ports below 1024 need privileges)"
     elif exc.errno == errno.EADDRNOTAVAIL:
         return ConfigError(
             "WORKER_HTTP_HOST", host, reason=f"no network interface has this address ({exc})"
