@@ -21,7 +21,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from workflow_worker.errors import ConfigError, PayloadTooLarge
 from workflow_worker.settings import redact_url
 
-__all__ = ["EXIT_CONFIG", "EXIT_PIPE", "EXIT_REDIS", "failure", "silence_stdout"]
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_INTERRUPTED",
+    "EXIT_PIPE",
+    "EXIT_REDIS",
+    "failure",
+    "report",
+    "silence_stdout",
+]
 
 PROG = "workflow-worker"
 EXIT_ERROR = 1
@@ -34,27 +42,25 @@ EXIT_PIPE = 141
 def failure(exc: BaseException, redis_url: str, url_source: str) -> tuple[str, int]:
     """The line to print for `exc` and the exit code. `url_source` is what set the URL
     (`REDIS_URL` or `--redis-url`), so the line names the thing to change."""
+    text = _one_line(str(exc))
     if isinstance(exc, ConfigError):
         if exc.variable.startswith("--"):
-            return f"{PROG}: {exc}", EXIT_CONFIG
-        return f"{PROG}: configuration error: {exc}", EXIT_CONFIG
+            return f"{PROG}: {text}", EXIT_CONFIG
+        return f"{PROG}: configuration error: {text}", EXIT_CONFIG
     if isinstance(exc, PayloadTooLarge):
-        return f"{PROG}: {exc}", EXIT_ERROR
+        return f"{PROG}: {text}", EXIT_ERROR
     url = redact_url(redis_url)
     where = f"--redis-url {url}" if url_source.startswith("--") else f"{url_source}={url}"
     if isinstance(exc, AuthenticationError | AuthorizationError):
-        return (
-            f"{PROG}: Redis at {where} refused the credentials (REDIS_USERNAME, REDIS_PASSWORD "
-            f"or the URL's user and password): {exc}",
-            EXIT_REDIS,
-        )
+        who = "REDIS_USERNAME, REDIS_PASSWORD or the URL's user and password"
+        return f"{PROG}: Redis at {where} refused the credentials ({who}): {text}", EXIT_REDIS
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return f"{PROG}: cannot reach Redis at {where}: {_cause(exc)}", EXIT_REDIS
     if isinstance(exc, RedisError):
-        return f"{PROG}: Redis at {where} answered with an error: {exc}", EXIT_ERROR
+        return f"{PROG}: Redis at {where} answered with an error: {text}", EXIT_ERROR
+    name = type(exc).__name__
     return (
-        f"{PROG}: unexpected error: {type(exc).__name__}: {exc} (run with --debug for the "
-        "traceback)",
+        f"{PROG}: unexpected error: {name}: {text} (run with --debug for the traceback)",
         EXIT_ERROR,
     )
 
@@ -65,6 +71,10 @@ def _cause(exc: BaseException) -> str:
     reason = _system_reason(exc)
     if reason and reason.lower() not in text.lower():
         text = f"{text.rstrip('.')}: {reason}"
+    return _one_line(text)
+
+
+def _one_line(text: str) -> str:
     # redis-py's messages span lines when the server's answer does; keep the promise of one.
     return " ".join(text.split())
 
