@@ -80,7 +80,7 @@ tf-apply env:
 load-test-start jobs="200":
     python -m loadtest.ctl start {{ jobs }}
 
-# Queue depth, active jobs and pod count, refreshed in place (Ctrl-C to leave; --once for one frame)
+# Queue depth, active jobs and pod count, refreshed in place on a terminal (Ctrl-C to leave); one frame when piped or with --once
 [group('load')]
 load-test-status *args:
     python -m loadtest.ctl status {{ args }}

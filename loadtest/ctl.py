@@ -1,4 +1,4 @@
-"""`just load-test-start N | load-test-status [--once] | load-test-stop`.
+"""`./dev load-test-start N | load-test-status [--once] | load-test-stop`.
 
 TARGET=local (default): an embedded Redis (or REDIS_URL) and LOADTEST_WORKERS worker processes in
 benchmark mode. TARGET=k8s: the Deployment DEPLOYMENT in NAMESPACE on KUBE_CONTEXT, via kubectl.
@@ -31,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="turn on benchmark mode and push N synthetic jobs")
     start.add_argument("jobs", type=int, nargs="?", default=200)
-    status = sub.add_parser("status", help="queue depth, active jobs and pods, redrawn in place")
+    status = sub.add_parser(
+        "status",
+        help="queue depth, active jobs and pods: redrawn in place on a terminal, one frame when "
+        "piped",
+    )
     status.add_argument("--once", action="store_true", help="print one frame and exit")
     status.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
     status.add_argument(
@@ -57,12 +61,15 @@ def _target(config: LoadTestConfig, out: TextIO) -> Target:
 def _status(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     state = load(target.config.state_file)
     if state is None:
-        print("no load test is running (start one with: just load-test-start 200)", file=out)
+        print("no load test is running (start one with: ./dev load-test-start 200)", file=out)
         return 1
+    # Redrawing only makes sense on a terminal: piped or captured (a script, CI) the command
+    # prints one frame and returns, unless --until-done says when to stop.
+    once = args.once or not (args.until_done or out.isatty())
     watch(
         lambda: target.snapshot(state),
         out,
-        once=args.once,
+        once=once,
         interval=args.interval,
         until_done=args.until_done,
     )

@@ -66,7 +66,7 @@ class RedisUser(User):
         self._fire(ENQUEUE, workflow, started, None)
         return job_id, started
 
-    def _final_record(self, job_id: str, timeout: float, poll: float) -> dict[str, str] | None:
+    def _final_record(self, job_id: str, timeout: float, poll: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
         while True:
             record = self.client.status(job_id)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import redis
 
-from tests.conftest import WorkerProcess, run_cli, wait_until
+import workflow_worker
+from tests.conftest import ROOT, WorkerProcess, run_cli, wait_until, worker_env
 from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.producer.client import SyncClient
+from workflow_worker.settings import Settings
 
 KEYS = QueueKeys.for_queue("workflow:queue")
 
@@ -31,6 +36,8 @@ def test_enqueue_status_and_job(redis_url: str) -> None:
     record = json.loads(cli(redis_url, "job", ids[0], "--json").stdout)
     assert record["state"] == "queued"
     assert record["workflow"] == "echo"
+    assert (record["attempt"], record["max_attempts"]) == (1, 3)
+    assert isinstance(record["enqueued_at"], float)
     assert cli(redis_url, "job", "missing").returncode == 1
 
 
@@ -41,8 +48,8 @@ def test_enqueue_unique_and_bad_payload(redis_url: str) -> None:
     assert dup.returncode == 3
     assert "duplicate of j1" in dup.stdout
     bad = cli(redis_url, "enqueue", "echo", "--payload", "[1]")
-    assert bad.returncode != 0
-    assert "must be a JSON object" in bad.stderr
+    assert bad.returncode == 2
+    assert bad.stderr == "workflow-worker: --payload [1] is not valid: expected a JSON object\n"
 
 
 def test_cancel_and_dead_letter_commands(
@@ -101,3 +108,77 @@ def test_crash_budget_dead_letters_a_job_that_keeps_killing_workers(
     assert sync_redis.hlen(KEYS.processing) == 0
     survivor.signal(signal.SIGTERM)
     assert survivor.wait() == 0
+
+
+def test_version() -> None:
+    """`--version` prints the installed version and exits 0, without Redis."""
+    out = run_cli("redis://127.0.0.1:1/0", "--version")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"workflow-worker {workflow_worker.__version__}\n"
+
+
+def test_flags_are_checked_like_their_variables(redis_url: str) -> None:
+    """`run --concurrency 0` and `--http-port 99999` are refused at once (exit 2, naming the
+    flag) instead of starting a worker that takes no job or binds a random port; a valid
+    `--queue` still applies."""
+    for flag, value, allowed in (
+        ("--concurrency", "0", "an integer from 1 to 10000"),
+        ("--http-port", "99999", "an integer from 0 to 65535"),
+        ("--concurrency", "many", "an integer from 1 to 10000"),
+    ):
+        out = run_cli(redis_url, "run", flag, value, timeout=30)
+        assert out.returncode == 2
+        assert out.stderr == f"workflow-worker: {flag} {value} is not valid: expected {allowed}\n"
+    assert cli(redis_url, "--queue", "other", "enqueue", "echo").returncode == 0
+    assert json.loads(cli(redis_url, "--queue", "other", "status", "--json").stdout)["queued"] == 1
+
+
+def test_run_imports_the_application_from_the_working_directory(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The installed script, started in the application's directory, finds
+    `WORKER_WORKFLOWS=myapp.flows:WORKFLOWS` there (as Celery, uvicorn and arq do) and runs it."""
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    (tmp_path / "myapp" / "flows.py").write_text(
+        "async def greet(payload, ctx):\n    return 'hello ' + payload['name']\n\n"
+        "WORKFLOWS = {'greet': greet}\n"
+    )
+    env = worker_env(redis_url, WORKER_WORKFLOWS="myapp.flows:WORKFLOWS", WORKER_HTTP_PORT="0")
+    assert str(tmp_path) not in env["PYTHONPATH"]
+    script = Path(sys.executable).with_name("workflow-worker")
+    proc = subprocess.Popen(
+        [str(script), "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with SyncClient(Settings(redis_url=redis_url)) as client:
+            job_id = client.enqueue("greet", {"name": "newcomer"})
+            assert client.result(job_id, timeout=30) == "hello newcomer"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_a_closed_pipe_ends_quietly(redis_url: str, sync_redis: redis.Redis) -> None:
+    """`dead list | head -1`: when the reader goes away the command exits 141, as a process
+    killed by SIGPIPE would, and prints no BrokenPipeError traceback."""
+    sync_redis.lpush(KEYS.dead, *[json.dumps({"reason": f"r{i}", "job": "{}"}) for i in range(50)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workflow_worker", "dead", "list", "--count", "50"],
+        env=worker_env(redis_url),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the command writes anything
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 141, err
+    assert err == ""

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pty
 import re
+import select
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import redis
@@ -12,7 +19,7 @@ import redis
 from loadtest import procs
 from loadtest.slo import Gates, Observed, violations
 from loadtest.view import CLEAR, Snapshot, bar, watch
-from tests.loadtest_helpers import clean_env, recorded_processes, run_module, state_dir
+from tests.loadtest_helpers import ROOT, clean_env, recorded_processes, run_module, state_dir
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.producer.client import JobSpec, SyncClient
 from workflow_worker.settings import Settings
@@ -39,6 +46,15 @@ def test_start_status_stop_with_embedded_redis(state_dir: Path) -> None:
     assert "pods            2 (ready 2, desired 2)" in frame.stdout
     assert CLEAR not in frame.stdout
 
+    piped = run_module("loadtest.ctl", "status", env=env, timeout=30)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.count("load test  target=local") == 1
+    assert CLEAR not in piped.stdout
+
+    screen, code = _status_on_a_terminal(env)
+    assert screen.count(CLEAR) >= 2, screen
+    assert code == 0
+
     until = run_module(
         "loadtest.ctl", "status", "--until-done", "--interval", "0.2", env=env, timeout=90
     )
@@ -51,6 +67,35 @@ def test_start_status_stop_with_embedded_redis(state_dir: Path) -> None:
     assert stopped.returncode == 0, stopped.stderr
     assert not (state_dir / "state.json").exists()
     assert not any(procs.alive(pid, marker) for pid, marker in running)
+
+
+def _status_on_a_terminal(env: dict[str, str]) -> tuple[str, int]:
+    """`status` with a pseudo-terminal as its output, read until it has redrawn twice, then
+    Ctrl-C: what it wrote and its exit code."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadtest.ctl", "status", "--interval", "0.2"],
+        env=env,
+        cwd=ROOT,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    screen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while screen.count(CLEAR.encode()) < 2 and time.monotonic() < deadline:
+            if select.select([leader], [], [], 1)[0]:
+                screen += os.read(leader, 65536)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    return screen.decode(errors="replace"), code
 
 
 def test_stop_drops_only_load_test_jobs(state_dir: Path, redis_url: str) -> None:

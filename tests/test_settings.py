@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import run_cli
+from workflow_worker.engine.limits import parse_rate_limits
 from workflow_worker.errors import ConfigError
-from workflow_worker.settings import Settings
+from workflow_worker.settings import Settings, parse_flag
+from workflow_worker.workflows.registry import check_rate_limits, load_registry
 
 
 def test_defaults_match_the_contract() -> None:
@@ -50,6 +52,9 @@ def test_environment_values_are_parsed() -> None:
     ("variable", "value"),
     [
         ("REDIS_URL", "http://redis:6379"),
+        ("REDIS_URL", "redis://redis:99999/0"),
+        ("REDIS_URL", "redis://redis:63790x/0"),
+        ("REDIS_URL", "redis://redis:0"),
         ("WORKER_CONCURRENCY", "zero"),
         ("WORKER_CONCURRENCY", "0"),
         ("WORKER_HTTP_PORT", "70000"),
@@ -69,6 +74,46 @@ def test_bad_values_name_the_variable(variable: str, value: str) -> None:
     assert info.value.variable == variable
     assert variable in str(info.value)
     assert "expected" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "variable", "raw"),
+    [
+        ("concurrency", "--concurrency", "WORKER_CONCURRENCY", "0"),
+        ("concurrency", "--concurrency", "WORKER_CONCURRENCY", "10001"),
+        ("http_port", "--http-port", "WORKER_HTTP_PORT", "99999"),
+        ("http_port", "--http-port", "WORKER_HTTP_PORT", "-1"),
+        ("redis_url", "--redis-url", "REDIS_URL", "redis://redis:70000"),
+        ("queue", "--queue", "WORKER_QUEUE", " , "),
+        ("max_attempts", "--max-attempts", "WORKER_MAX_ATTEMPTS", "0"),
+        ("job_timeout", "--timeout", "WORKER_JOB_TIMEOUT", "inf"),
+    ],
+)
+def test_flags_are_refused_like_their_variables(
+    name: str, flag: str, variable: str, raw: str
+) -> None:
+    """A flag's value goes through its variable's parser: refused with the same limits, the
+    error naming the flag."""
+    with pytest.raises(ConfigError) as from_env:
+        Settings.from_env({variable: raw})
+    with pytest.raises(ConfigError) as from_flag:
+        parse_flag(name, flag, raw)
+    assert from_flag.value.variable == flag
+    assert (
+        str(from_flag.value)
+        == f"{flag} {raw} is not valid: expected " + str(from_env.value).split("expected ", 1)[1]
+    )
+
+
+def test_flags_take_the_values_their_variables_take() -> None:
+    """A good flag value parses to what the same text in the environment gives."""
+    for name, variable, raw in (
+        ("concurrency", "WORKER_CONCURRENCY", " 7 "),
+        ("http_port", "WORKER_HTTP_PORT", "0"),
+        ("queue", "WORKER_QUEUE", "jobs"),
+        ("redis_url", "REDIS_URL", "rediss://u:p@redis:6380/2"),
+    ):
+        assert parse_flag(name, "--x", raw) == getattr(Settings.from_env({variable: raw}), name)
 
 
 def test_min_above_max_is_rejected() -> None:
@@ -108,3 +153,20 @@ def test_worker_refuses_to_start_with_a_clear_error(
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert "configuration error" in proc.stderr
+
+
+def test_rate_limits_must_name_workflows_of_the_registry() -> None:
+    """A limit on a workflow the registry lacks is refused naming WORKER_RATE_LIMITS and the
+    closest workflow; limits on known workflows pass; benchmark mode accepts any name."""
+    registry = load_registry("workflow_worker.builtin:WORKFLOWS")
+    typo = Settings(rate_limits=parse_rate_limits('{"echo": "5/s", "slep": {"concurrent": 2}}'))
+    with pytest.raises(ConfigError) as info:
+        check_rate_limits(typo, registry)
+    assert info.value.variable == "WORKER_RATE_LIMITS"
+    assert "it limits 'slep'" in str(info.value)
+    assert str(info.value).endswith("did you mean 'sleep'?")
+    check_rate_limits(Settings(rate_limits=parse_rate_limits('{"sleep": "5/s"}')), registry)
+    check_rate_limits(
+        Settings(rate_limits=parse_rate_limits('{"loadtest": "5/s"}'), benchmark_mode=True),
+        registry,
+    )

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from workflow_worker.errors import ConfigError
+from workflow_worker.errors import (
+    ConfigError,
+    DuplicateJob,
+    JobCancelled,
+    JobFailed,
+    PayloadTooLarge,
+)
 from workflow_worker.producer.client import (
     Client,
-    JobFailed,
     JobSpec,
-    PayloadTooLarge,
     SyncClient,
     enqueue,
     enqueue_sync,
@@ -20,6 +24,8 @@ from workflow_worker.workflows.context import JobContext
 __all__ = [
     "Client",
     "ConfigError",
+    "DuplicateJob",
+    "JobCancelled",
     "JobContext",
     "JobFailed",
     "JobSpec",

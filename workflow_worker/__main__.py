@@ -1,4 +1,4 @@
-"""`python -m worker ...` is the `workflow-worker` command."""
+"""`python -m workflow_worker ...` is the `workflow-worker` command."""
 
 import sys
 

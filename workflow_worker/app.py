@@ -40,7 +40,7 @@ from workflow_worker.ops.logs import flush_logs
 from workflow_worker.ops.metrics import Metrics
 from workflow_worker.settings import Settings
 from workflow_worker.workflows.context import WorkflowRegistry
-from workflow_worker.workflows.registry import load_registry
+from workflow_worker.workflows.registry import check_rate_limits, load_registry
 
 __all__ = ["Worker"]
 
@@ -62,6 +62,7 @@ class Worker:
         self.settings = settings
         self.workflows = registry if registry is not None else load_registry(settings.workflows)
         self._check_schedule()
+        check_rate_limits(settings, self.workflows)
         self.prom = metrics_registry or CollectorRegistry()
         self.metrics = Metrics(self.prom, settings.queues)
         self.stopping = asyncio.Event()

@@ -1,4 +1,7 @@
-"""`workflow-worker` command line: run, enqueue, status."""
+"""`workflow-worker` command line: run, enqueue, status, job, cancel and dead-letter tools.
+
+Errors end as one line naming the setting or the cause, and an exit code (see `_report`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,14 @@ import argparse
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from workflow_worker.errors import ConfigError
+from workflow_worker import __version__
+from workflow_worker._flags import count, job_spec, settings_from
+from workflow_worker._report import EXIT_INTERRUPTED, EXIT_PIPE, report, silence_stdout
 from workflow_worker.settings import Settings
 
 __all__ = ["main"]
@@ -21,21 +27,26 @@ def _parser() -> argparse.ArgumentParser:
         prog="workflow-worker",
         description="Reliable Redis-list worker for I/O-bound asyncio workflows.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an error, not only its line"
+    )
     parser.add_argument("--redis-url", help="overrides REDIS_URL")
     parser.add_argument("--queue", help="overrides WORKER_QUEUE")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a worker until SIGTERM/SIGINT")
-    run.add_argument("--concurrency", type=int, help="overrides WORKER_CONCURRENCY")
-    run.add_argument("--http-port", type=int, help="overrides WORKER_HTTP_PORT")
+    # Flags are read as text and checked by their variable's parser, with the same limits.
+    run.add_argument("--concurrency", help="overrides WORKER_CONCURRENCY")
+    run.add_argument("--http-port", help="overrides WORKER_HTTP_PORT")
 
     enq = sub.add_parser("enqueue", help="push jobs onto the queue")
     enq.add_argument("workflow")
     enq.add_argument("--payload", default="{}", help="JSON object (default {})")
-    enq.add_argument("--count", type=int, default=1, help="how many copies (default 1)")
-    enq.add_argument("--max-attempts", type=int)
-    enq.add_argument("--timeout", type=float, help="per-attempt timeout, seconds")
-    enq.add_argument("--delay", type=float, help="run after this many seconds")
+    enq.add_argument("--count", default="1", help="how many copies (default 1)")
+    enq.add_argument("--max-attempts", help="default WORKER_MAX_ATTEMPTS")
+    enq.add_argument("--timeout", help="per-attempt timeout, seconds (default WORKER_JOB_TIMEOUT)")
+    enq.add_argument("--delay", help="run after this many seconds")
     enq.add_argument("--id", help="job id (also makes the job unique by id; --count 1 only)")
     enq.add_argument("--unique-key", help="skip if a job with this key is queued or running")
 
@@ -49,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     dead = sub.add_parser("dead", help="dead-letter tools: list, show, requeue, purge")
     dead_sub = dead.add_subparsers(dest="dead_command", required=True)
     dead_list = dead_sub.add_parser("list", help="newest first")
-    dead_list.add_argument("--count", type=int, default=20)
+    dead_list.add_argument("--count", default="20", help="how many entries (default 20)")
     dead_list.add_argument("--json", action="store_true")
     dead_show = dead_sub.add_parser("show", help="one entry in full")
     dead_show.add_argument("index", type=int)
@@ -65,26 +76,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {"redis_url": args.redis_url}
-    if args.queue:
-        overrides.update(queue=args.queue, queues=(args.queue,))
-    if args.command == "run":
-        overrides.update(concurrency=args.concurrency, http_port=args.http_port)
-    settings = Settings.from_env()
-    return settings.with_overrides(**overrides)
-
-
 def _run(settings: Settings) -> int:
     import uvloop
 
     from workflow_worker.app import Worker
     from workflow_worker.ops.logs import setup_logging
+    from workflow_worker.workflows.registry import check_rate_limits, load_registry
 
+    # As Celery, uvicorn and arq do: `WORKER_WORKFLOWS=myapp.flows:WORKFLOWS` finds `myapp` in
+    # the directory the worker was started from (the console script's own path does not).
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     setup_logging(
         settings.log_format, settings.log_level, flush_interval=settings.log_flush_interval
     )
-    worker = Worker(settings)
+    registry = load_registry(settings.workflows)
+    check_rate_limits(settings, registry)
+    worker = Worker(settings, registry)
     # Everything imported so far lives as long as the process: keep it out of the cyclic
     # collector's way, so full collections scan only what jobs allocate.
     gc.collect()
@@ -93,31 +101,13 @@ def _run(settings: Settings) -> int:
 
 
 def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
-    from workflow_worker.producer.client import JobSpec, SyncClient
+    from workflow_worker.producer.client import SyncClient
 
-    try:
-        payload = json.loads(args.payload)
-    except ValueError as exc:
-        raise SystemExit(f"--payload is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise SystemExit("--payload must be a JSON object")
-    if args.count < 1:
-        raise SystemExit("--count must be at least 1")
-    if args.id and args.count != 1:
-        raise SystemExit("--id needs --count 1")
-    spec = JobSpec(
-        args.workflow,
-        payload,
-        id=args.id,
-        max_attempts=args.max_attempts,
-        timeout=args.timeout,
-        delay=args.delay,
-        unique_key=args.unique_key,
-    )
+    spec, count = job_spec(args)
     duplicates = 0
     with SyncClient(settings) as client:
-        for start in range(0, args.count, 1000):
-            for result in client.submit([spec] * min(1000, args.count - start)):
+        for start in range(0, count, 1000):
+            for result in client.submit([spec] * min(1000, count - start)):
                 if result.created:
                     print(result.id)
                 else:
@@ -181,7 +171,7 @@ def _dead(settings: Settings, args: argparse.Namespace) -> int:
 
     with SyncClient(settings) as client:
         if args.dead_command == "list":
-            entries = client.dead_letters(0, args.count)
+            entries = client.dead_letters(0, count("--count", args.count, 100_000))
             if args.json:
                 print(json.dumps([e.entry for e in entries], indent=2))
                 return 0
@@ -206,28 +196,36 @@ def _dead(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
 
+def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return _run(settings)
+    if args.command == "enqueue":
+        return _enqueue(settings, args)
+    if args.command == "job":
+        return _job(settings, args.job_id, args.json)
+    if args.command == "cancel":
+        return _cancel(settings, args.job_id)
+    if args.command == "dead":
+        return _dead(settings, args)
+    return _status(settings, args.json)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the process exit code."""
     args = _parser().parse_args(argv)
+    settings: Settings | None = None
     try:
-        settings = _settings(args)
-    except ConfigError as exc:
-        print(f"workflow-worker: configuration error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        if args.command == "run":
-            return _run(settings)
-        if args.command == "enqueue":
-            return _enqueue(settings, args)
-        if args.command == "job":
-            return _job(settings, args.job_id, args.json)
-        if args.command == "cancel":
-            return _cancel(settings, args.job_id)
-        if args.command == "dead":
-            return _dead(settings, args)
-        return _status(settings, args.json)
-    except ConfigError as exc:
-        print(f"workflow-worker: configuration error: {exc}", file=sys.stderr)
-        return 2
+        settings = settings_from(args)
+        code = _dispatch(settings, args)
+        sys.stdout.flush()  # here, so a closed pipe is met inside this handler
+        return code
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_PIPE
     except KeyboardInterrupt:
         logging.getLogger("workflow_worker").info("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        url = settings.redis_url if settings is not None else ""
+        source = "--redis-url" if args.redis_url else "REDIS_URL"
+        return report(exc, url, source, args.debug)

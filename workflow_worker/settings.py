@@ -13,7 +13,7 @@ from workflow_worker.engine.limits import parse_rate_limits
 from workflow_worker.engine.schedule import parse_schedule
 from workflow_worker.errors import ConfigError
 
-__all__ = ["ConfigError", "Settings", "claim_limit"]
+__all__ = ["ConfigError", "Settings", "claim_limit", "parse_flag", "redact_url"]
 
 T = TypeVar("T")
 
@@ -72,9 +72,17 @@ def _choice(var: str, raw: str, allowed: tuple[str, ...], *, upper: bool = False
 
 
 def _redis_url(var: str, raw: str) -> str:
-    scheme = urlsplit(raw.strip()).scheme
-    if scheme not in _REDIS_SCHEMES:
-        raise ConfigError(var, _redact(raw), "a URL starting with redis://, rediss:// or unix://")
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in _REDIS_SCHEMES:
+        raise ConfigError(
+            var, redact_url(raw), "a URL starting with redis://, rediss:// or unix://"
+        )
+    try:
+        port = parts.port  # raises for a port that is not a number or is over 65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(var, redact_url(raw), "a port from 1 to 65535 after the host")
     return raw.strip()
 
 
@@ -97,7 +105,8 @@ def _schedule(var: str, raw: str) -> str:
     return raw.strip()
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """`url` with its password replaced by `***`, for messages and logs."""
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")
@@ -197,6 +206,13 @@ class Settings:
         """A copy with some fields changed (CLI flags), validated again."""
         known = {f.name for f in fields(self)}
         return replace(self, **{k: v for k, v in changes.items() if k in known and v is not None})
+
+
+def parse_flag(name: str, flag: str, raw: str) -> Any:
+    """A command-line flag's value, checked by the parser of the variable it overrides, so
+    `--concurrency 0` is refused exactly as `WORKER_CONCURRENCY=0` is; errors name the flag."""
+    _var, parse = _PARSERS[name]
+    return parse(flag, raw)
 
 
 def _p(var: str, parse: Callable[[str, str], T]) -> tuple[str, Callable[[str, str], T]]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from workflow_worker.errors import ConfigError
 
 __all__ = ["Health", "create_app", "start_http"]
 
@@ -75,8 +79,27 @@ async def start_http(app: web.Application, host: str, port: int) -> tuple[web.Ap
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise _bind_error(host, port, exc) from exc
     bound = port
     for address in runner.addresses:  # the real port when `port` is 0
         bound = int(address[1])
     return runner, bound
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> ConfigError:
+    """Name the setting to change: the port when it is taken or reserved, else the host."""
+    if isinstance(exc, socket.gaierror):
+        return ConfigError("WORKER_HTTP_HOST", host, reason=f"cannot resolve it ({exc})")
+    if exc.errno == errno.EADDRINUSE:
+        reason = f"another process already listens on {host}:{port}; pick a free port or stop it"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        return ConfigError(
+            "WORKER_HTTP_HOST", host, reason=f"no network interface has this address ({exc})"
+        )
+    else:
+        reason = f"cannot listen on {host}:{port}: {exc}"
+    return ConfigError("WORKER_HTTP_PORT", str(port), reason=reason)

@@ -94,8 +94,8 @@ class Client:
         raw = await self.scripts.enqueue(keys=call.keys, args=call.args)
         return enqueue_results(call, raw)
 
-    async def status(self, job_id: str) -> dict[str, str] | None:
-        """The job's status record, or None when unknown or expired."""
+    async def status(self, job_id: str) -> dict[str, Any] | None:
+        """The job's status record (numbers as numbers), or None when unknown or expired."""
         raw = await self.redis.hgetall(self.keys.job(job_id))
         return decode_record(raw) if raw else None
 
@@ -188,7 +188,7 @@ class SyncClient:
         call = enqueue_call(list(specs), self.settings, self.keys)
         return enqueue_results(call, self.scripts.enqueue(keys=call.keys, args=call.args))
 
-    def status(self, job_id: str) -> dict[str, str] | None:
+    def status(self, job_id: str) -> dict[str, Any] | None:
         raw = self.redis.hgetall(self.keys.job(job_id))
         return decode_record(raw) if raw else None
 

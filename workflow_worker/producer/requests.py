@@ -14,12 +14,14 @@ from typing import Any
 from workflow_worker.engine.job import InvalidJob, Job, State, decode_job, new_job_id
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.engine.queue import as_text, unix_now
+from workflow_worker.errors import DuplicateJob, JobCancelled, JobFailed, PayloadTooLarge
 from workflow_worker.settings import Settings
 
 __all__ = [
     "DeadLetter",
     "DuplicateJob",
     "Enqueued",
+    "JobCancelled",
     "JobFailed",
     "JobSpec",
     "PayloadTooLarge",
@@ -34,20 +36,6 @@ __all__ = [
 ]
 
 
-class PayloadTooLarge(ValueError):
-    """The encoded job is over WORKER_MAX_PAYLOAD_BYTES."""
-
-
-class JobFailed(RuntimeError):
-    """`result()` of a job that ended without success; carries its status record."""
-
-    def __init__(self, job_id: str, record: Mapping[str, str]) -> None:
-        state = record.get("state", "?")
-        super().__init__(f"job {job_id} ended as {state}: {record.get('error') or 'no error'}")
-        self.job_id = job_id
-        self.record = dict(record)
-
-
 @dataclass(frozen=True, slots=True)
 class Enqueued:
     """The answer for one job: its id, whether it was created, and its unique key if any."""
@@ -55,18 +43,6 @@ class Enqueued:
     id: str
     created: bool
     unique_key: str | None = None
-
-
-class DuplicateJob(ValueError):
-    """Nothing was enqueued: a job holding the same unique key is queued, delayed or running."""
-
-    def __init__(self, result: Enqueued) -> None:
-        super().__init__(
-            f"a job with unique key {result.unique_key!r} is already queued, delayed or "
-            f"running: {result.id}"
-        )
-        self.job_id = result.id
-        self.unique_key = result.unique_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,12 +202,47 @@ def cancel_call(
     )
 
 
-def decode_record(raw: Mapping[Any, Any]) -> dict[str, str]:
-    return {as_text(k): as_text(v) for k, v in raw.items()}
+# Status records are Redis hashes, so every value arrives as text; these fields are numbers.
+_INT_FIELDS = frozenset({"attempt", "max_attempts"})
+_FLOAT_FIELDS = frozenset(
+    {
+        "enqueued_at",
+        "due_at",
+        "started_at",
+        "finished_at",
+        "requeued_at",
+        "duration",
+        "next_attempt_in",
+    }
+)
 
 
-def result_of(job_id: str, record: dict[str, str]) -> Any:
-    if record.get("state") != State.SUCCESS.value:
+def _typed(key: str, text: str) -> Any:
+    try:
+        if key in _INT_FIELDS:
+            return int(text)
+        if key in _FLOAT_FIELDS:
+            return float(text)
+    except ValueError:
+        return text  # written by hand or by another producer: show it as it is
+    return text
+
+
+def decode_record(raw: Mapping[Any, Any]) -> dict[str, Any]:
+    """A status record with numbers as numbers. `next_attempt_in` is kept only while the job
+    is `retrying`: on any later state it is a leftover of an earlier attempt."""
+    record = {as_text(k): as_text(v) for k, v in raw.items()}
+    if record.get("state") != State.RETRYING.value:
+        record.pop("next_attempt_in", None)
+    return {key: _typed(key, text) for key, text in record.items()}
+
+
+def result_of(job_id: str, record: Mapping[str, Any]) -> Any:
+    """The job's return value; `JobCancelled` or `JobFailed` when it did not succeed."""
+    state = record.get("state")
+    if state == State.CANCELLED.value:
+        raise JobCancelled(job_id, record)
+    if state != State.SUCCESS.value:
         raise JobFailed(job_id, record)
     raw = record.get("result", "null")
     return json.loads(raw) if raw else None
