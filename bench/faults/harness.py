@@ -284,7 +284,7 @@ class Driver:
         self._admins = {s.port: redis.Redis(port=s.port, socket_timeout=15) for s in self.servers}
         self.proxy = FaultProxy(self.server.port)
         self.fleet = Fleet({}, workdir, self.rng)
-        self._later: list[tuple[float, Callable[[], None]]] = []
+        self._timers: list[threading.Timer] = []
         self._n = 0
 
     @property
@@ -381,20 +381,17 @@ class Driver:
                 self.history.faults[name] += 1
                 note(f"{t - start:6.1f}s {name} ({time.monotonic() - t:.1f}s)")
                 next_fault = max(next_fault + self.cfg.every, time.monotonic() + 0.5)
-            self._run_due()
             time.sleep(0.1)
-        while self._later:
-            self._run_due()
-            time.sleep(0.1)
+        for timer in self._timers:
+            timer.join()
 
     def _after(self, seconds: float, action: Callable[[], None]) -> None:
-        self._later.append((time.monotonic() + seconds, action))
-
-    def _run_due(self) -> None:
-        now = time.monotonic()
-        for item in [i for i in self._later if i[0] <= now]:
-            self._later.remove(item)
-            item[1]()
+        """Undo a fault on time, even while another fault's injection is still retrying (a
+        full Redis must be relieved however long the next injection waits for it)."""
+        timer = threading.Timer(seconds, action)
+        timer.daemon = True
+        timer.start()
+        self._timers.append(timer)
 
     def _settle(self) -> None:
         """Wait until every job is final and nothing is left in flight."""
