@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
 import time
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
-from tests.conftest import WorkerProcess, wait_until, worker_env
+from tests.chart_helpers import pod_environment, render
+from tests.conftest import ROOT, WorkerProcess, wait_until, worker_env
 from tests.servers import free_port
 from tests.tls_helpers import Certs, TlsRedis, make_certs
 from workflow_worker.engine.keys import QueueKeys
@@ -42,9 +45,12 @@ class TlsSentinel:
     """A sentinel that accepts TLS only (client certificates required), asks for its own
     password, and reaches the primary over TLS with the primary's password."""
 
-    def __init__(self, folder: Path, certs: Certs, primary_port: int) -> None:
+    def __init__(
+        self, folder: Path, certs: Certs, primary_port: int, password: str = SENTINEL_PASSWORD
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.certs = certs
+        self.password = password
         self.port = free_port()
         self.log = folder / "sentinel.log"
         conf = folder / "sentinel.conf"
@@ -54,7 +60,7 @@ class TlsSentinel:
             f"tls-cert-file {certs.server_cert}\ntls-key-file {certs.server_key}\n"
             f"tls-client-cert-file {certs.client_cert}\ntls-client-key-file {certs.client_key}\n"
             f"tls-ca-cert-file {certs.ca}\ntls-auth-clients yes\ntls-replication yes\n"
-            f"requirepass {SENTINEL_PASSWORD}\n"
+            f"requirepass {password}\n"
             f"sentinel monitor {MASTER} 127.0.0.1 {primary_port} 1\n"
             f"sentinel auth-pass {MASTER} {PRIMARY_PASSWORD}\n"
             f"sentinel down-after-milliseconds {MASTER} 5000\n"
@@ -73,7 +79,7 @@ class TlsSentinel:
             ssl_ca_certs=str(c.ca),
             ssl_certfile=str(c.client_cert),
             ssl_keyfile=str(c.client_key),
-            password=SENTINEL_PASSWORD,
+            password=self.password,
             socket_timeout=2,
             decode_responses=True,
         )
@@ -110,7 +116,7 @@ class TlsSentinelStack:
             "REDIS_MODE": "sentinel",
             "REDIS_SENTINEL_MASTER": MASTER,
             "REDIS_PASSWORD": PRIMARY_PASSWORD,
-            "REDIS_SENTINEL_PASSWORD": SENTINEL_PASSWORD,
+            "REDIS_SENTINEL_PASSWORD": self.sentinel.password,
         }
         if scheme == "rediss":
             env["REDIS_TLS_CA_FILE"] = str(c.ca)
@@ -123,15 +129,14 @@ class TlsSentinelStack:
         return Settings.from_env(self.env(**more))
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[TlsSentinelStack]:
-    """A TLS primary with a password and one TLS sentinel with its own password watching it."""
+@contextlib.contextmanager
+def _tls_stack(tmp_path: Path, sentinel_password: str) -> Iterator[TlsSentinelStack]:
     certs = make_certs(tmp_path / "pki")
     primary = TlsRedis(tmp_path, certs, password=PRIMARY_PASSWORD)
     primary.start()
     sentinel: TlsSentinel | None = None
     try:
-        sentinel = TlsSentinel(tmp_path / "sentinel", certs, primary.port)
+        sentinel = TlsSentinel(tmp_path / "sentinel", certs, primary.port, sentinel_password)
         try:
             wait_until(sentinel.sees_primary, timeout=30, interval=0.2)
         except AssertionError:
@@ -141,6 +146,21 @@ def stack(tmp_path: Path) -> Iterator[TlsSentinelStack]:
         if sentinel is not None:
             sentinel.stop()
         primary.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[TlsSentinelStack]:
+    """A TLS primary with a password and one TLS sentinel with its own password watching it."""
+    with _tls_stack(tmp_path, SENTINEL_PASSWORD) as built:
+        yield built
+
+
+@pytest.fixture
+def shared_password_stack(tmp_path: Path) -> Iterator[TlsSentinelStack]:
+    """The same, with the primary's password on the sentinel too (one Secret key for both, as
+    the chart's `redis.sentinel.passwordFromSecret` reads it)."""
+    with _tls_stack(tmp_path, PRIMARY_PASSWORD) as built:
+        yield built
 
 
 def _refused(settings: Settings) -> BaseException | None:
@@ -210,3 +230,57 @@ def test_a_worker_without_tls_to_the_sentinel_never_becomes_ready(
         assert worker.get("/readyz")[0] == 503
     finally:
         worker.stop()
+
+
+def test_the_charts_sentinel_tls_settings_make_a_ready_worker(
+    shared_password_stack: TlsSentinelStack, tmp_path: Path
+) -> None:
+    """The environment the chart renders for Sentinel + TLS (ConfigMap, Secret references, the CA
+    mount, a client certificate through extraVolumes and env) runs a ready worker through the
+    TLS sentinel; the same chart values without the Sentinel password leave it unready."""
+    stack = shared_password_stack
+    c = stack.certs
+    values = {
+        "redis": {
+            "mode": "sentinel",
+            "host": "127.0.0.1",
+            "database": DATABASE,
+            "existingSecret": "redis-auth",
+            "tls": {"enabled": True, "caSecret": "redis-ca"},
+            "sentinel": {
+                "masterName": MASTER,
+                "port": stack.sentinel.port,
+                "passwordFromSecret": True,
+            },
+        },
+        "extraVolumes": [{"name": "client-cert", "secret": {"secretName": "redis-client"}}],
+        "extraVolumeMounts": [{"name": "client-cert", "mountPath": "/etc/redis-client"}],
+        "env": [
+            {"name": "REDIS_TLS_CERT_FILE", "value": "/etc/redis-client/tls.crt"},
+            {"name": "REDIS_TLS_KEY_FILE", "value": "/etc/redis-client/tls.key"},
+        ],
+    }
+    secrets = {
+        "redis-auth": {"redis-password": PRIMARY_PASSWORD},
+        "redis-ca": {"ca.crt": c.ca.read_text()},
+        "redis-client": {"tls.crt": c.client_cert.read_text(), "tls.key": c.client_key.read_text()},
+    }
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    manifests = render(values=[values_file])
+    env = pod_environment(manifests, secrets, tmp_path / "pod")
+    assert env["REDIS_URL"] == f"rediss://127.0.0.1:{stack.sentinel.port}/{DATABASE}"
+    base = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    worker = WorkerProcess({**base, **env}, tmp_path / "chart-worker.log")
+    try:
+        try:
+            worker.wait_ready(timeout=30)
+        except RuntimeError:
+            raise AssertionError(worker.log_path.read_text()[-3000:]) from None
+        with SyncClient(stack.settings()) as client:
+            job = client.enqueue("echo", {"via": "chart"})
+            assert client.result(job, timeout=20) == {"via": "chart"}
+    finally:
+        worker.stop()
+    env.pop("REDIS_SENTINEL_PASSWORD")
+    assert _refused(Settings.from_env(env)) is not None
