@@ -68,7 +68,9 @@ def _redis_url(var: str, raw: str) -> str:
         raise ConfigError(var, _redact(raw), "a URL starting with redis://, rediss:// or unix://")
     # The path is the database index (Sentinel mode reads it here too, not through redis-py).
     if parts.scheme != "unix" and not re.fullmatch(r"/?(\d{1,5})?", parts.path):
-        raise ConfigError(var, _redact(raw), "a database index as the path, e.g. redis://host:6379/0")
+        raise ConfigError(
+            var, _redact(raw), "a database index as the path, e.g. redis://host:6379/0"
+        )
     return raw.strip()
 
 
