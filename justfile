@@ -63,16 +63,15 @@ dashboard *args:
 helm-docs:
     python scripts/helm_docs.py
 
-# Re-sync copied chart-value variables and regenerate Terraform module READMEs
+# Regenerate the Terraform module READMEs' input and output tables
 [group('dev')]
 tf-docs:
-    python -m tests.terraform_helpers sync
     python -m tests.terraform_helpers docs
 
 # Apply one environment (hmg|staging|production)
 [group('infra'), confirm("Apply terraform to this workspace?")]
 tf-apply env:
-    terraform -chdir=terraform workspace select {{ env }}
+    terraform -chdir=terraform workspace select -or-create {{ env }}
     terraform -chdir=terraform apply -var-file=workspaces/{{ env }}.tfvars
 
 # Turn on benchmark mode and push N synthetic jobs (TARGET=local by default, or TARGET=k8s)

@@ -5,49 +5,43 @@
 module "naming" {
   source = "./modules/naming"
 
-  workspace    = terraform.workspace
-  settings_dir = "${path.root}/workspaces"
-  environment  = var.environment
-  release_name = var.release_name
-  namespace    = var.namespace
-  extra_labels = var.extra_labels
+  workspace          = terraform.workspace
+  settings_dir       = "${path.root}/workspaces"
+  environment        = var.environment
+  release_name       = var.release_name
+  namespace          = var.namespace
+  extra_labels       = var.extra_labels
+  pod_security_level = var.pod_security_level
 }
 
 ################################################################################
-# Worker (Helm release of helm/workflow-worker)
+# Chart values (provider-free, unit-tested in modules/values)
+################################################################################
+
+module "values" {
+  source = "./modules/values"
+
+  chart = var.chart
+  # The NetworkPolicy admits the namespace the scrape config is delivered to: one setting.
+  monitoring_namespace      = var.monitoring.namespace
+  rollout_max_surge_percent = var.rollout_max_surge_percent
+  helm_timeout_seconds      = var.helm_timeout_seconds
+}
+
+################################################################################
+# Worker (namespace with Pod Security labels, Helm release of helm/workflow-worker)
 ################################################################################
 
 module "worker" {
   source = "./modules/worker"
 
-  release_name     = module.naming.release_name
-  namespace        = module.naming.namespace
-  create_namespace = var.create_namespace
-  timeout_seconds  = var.helm_timeout_seconds
-
-  # Chart values: passed through unchanged (tests/test_terraform_chart.py renders them the same way).
-  image                            = var.image
-  image_pull_secrets               = var.image_pull_secrets
-  name_override                    = var.name_override
-  fullname_override                = var.fullname_override
-  worker                           = var.worker
-  redis                            = var.redis
-  termination_grace_period_seconds = var.termination_grace_period_seconds
-  resources                        = var.resources
-  pod_annotations                  = var.pod_annotations
-  pod_labels                       = var.pod_labels
-  node_selector                    = var.node_selector
-  tolerations                      = var.tolerations
-  affinity_json                    = var.affinity_json
-  replica_count                    = var.replica_count
-  keda                             = var.keda
-  rollout_max_surge_percent        = var.rollout_max_surge_percent
-  service_account                  = var.service_account
-  service_port                     = var.service_port
-  pod_disruption_budget            = var.pod_disruption_budget
-  network_policy                   = var.network_policy
-  pod_monitor                      = var.pod_monitor
-  prometheus_rule                  = var.prometheus_rule
+  release_name              = module.naming.release_name
+  namespace                 = module.naming.namespace
+  manage_namespace          = var.manage_namespace
+  namespace_labels          = module.naming.namespace_labels
+  values_yaml               = module.values.yaml
+  timeout_seconds           = module.values.helm_timeout_seconds
+  operation_timeout_seconds = module.values.operation_timeout_seconds
 }
 
 ################################################################################
@@ -64,7 +58,7 @@ module "monitoring" {
   labels            = module.naming.labels
   job_name          = module.naming.scrape_job_name
   target_namespaces = [module.naming.namespace]
-  app_name          = module.worker.app_name
+  app_name          = module.values.app_name
   scrape_interval   = var.monitoring.scrape_interval
   scrape_timeout    = var.monitoring.scrape_timeout
   extra_labels      = { environment = module.naming.environment }

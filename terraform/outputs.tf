@@ -9,12 +9,13 @@ output "namespace" {
 }
 
 output "release" {
-  description = "Helm release: name, revision, status and the timeout used."
+  description = "Helm release: name, revision, status, Helm's timeout and the provider's operation timeout."
   value = {
-    name            = module.worker.release_name
-    revision        = module.worker.revision
-    status          = module.worker.status
-    timeout_seconds = module.worker.timeout_seconds
+    name              = module.worker.release_name
+    revision          = module.worker.revision
+    status            = module.worker.status
+    timeout_seconds   = module.worker.timeout_seconds
+    operation_timeout = module.worker.operation_timeout
   }
 }
 

@@ -1,7 +1,6 @@
 """Helpers for the Terraform tests: run terraform in temporary copies, read HCL, render values.
 
 Also a small command line for the generated parts of terraform/:
-    .venv/bin/python -m tests.terraform_helpers sync   # copy values variables into worker/ and root
     .venv/bin/python -m tests.terraform_helpers docs   # regenerate the module README tables
 """
 
@@ -31,8 +30,6 @@ PROVIDER_FREE_MODULES = ("values", "naming", "scrape-config")
 PROVIDER_MODULES = ("worker", "monitoring", "dashboard")
 WORKSPACES = ("hmg", "staging", "production")
 
-COPY_BEGIN = "# ==== BEGIN chart value variables"
-COPY_END = "# ==== END chart value variables ===="
 DOCS_BEGIN = "<!-- BEGIN_TF_DOCS -->"
 DOCS_END = "<!-- END_TF_DOCS -->"
 
@@ -100,7 +97,7 @@ def terraform(*args: str, cwd: Path, check: bool = True) -> subprocess.Completed
 
 
 def copy_terraform_tree(dest: Path) -> Path:
-    """Copy terraform/ to dest/terraform without local state or plugin directories."""
+    """Copy terraform/ to dest/terraform without local state, plugin directories or lock files."""
     target = dest / "terraform"
     shutil.copytree(
         TERRAFORM,
@@ -194,12 +191,17 @@ def outputs_of(module_dir: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def copied_block(text: str) -> str:
-    """The text between the BEGIN/END markers of a copied variables section (without markers)."""
-    start = text.index(COPY_BEGIN)
-    body_start = text.index("\n\n", start) + 2
-    end = text.index(COPY_END)
-    return text[body_start:end]
+def variable_type_text(path: Path, name: str) -> str:
+    """The `type = ...` expression of one variable block, as written (whitespace normalised)."""
+    text = hcl_block(path.read_text(encoding="utf-8"), f'variable "{name}" {{')
+    start = text.index("\n  type = ") + len("\n  type = ")
+    depth = 0
+    for i in range(start, len(text)):
+        depth += text[i] in "({"
+        depth -= text[i] in ")}"
+        if depth == 0 and text[i] == "\n":
+            return " ".join(text[start:i].split())
+    raise ValueError(f"no type in variable {name!r} of {path}")
 
 
 def hcl_block(text: str, header: str) -> str:
@@ -222,28 +224,25 @@ def hcl_block(text: str, header: str) -> str:
 
 
 def values_wrapper_root(workdir: Path) -> Path:
-    """Build a provider-free copy of the root: its variables, workspaces and naming block, and
-    its worker block pointed at modules/values (worker-only arguments dropped)."""
+    """Build a provider-free copy of the root: its variables, workspaces, and its naming and
+    values blocks exactly as written (the provider layer, backend and outputs dropped)."""
     tree = copy_terraform_tree(workdir)
     root_main = (TERRAFORM / "main.tf").read_text(encoding="utf-8")
     naming = hcl_block(root_main, 'module "naming" {')
-    worker = hcl_block(root_main, 'module "worker" {')
-    worker_only = set(variables_of(MODULES / "worker")) - set(variables_of(MODULES / "values"))
-    kept = [
-        line
-        for line in worker.splitlines()
-        if not ((m := re.match(r"\s*(\w+)\s*=", line)) and m.group(1) in worker_only)
-    ]
-    values = "\n".join(kept).replace('module "worker" {', 'module "values" {', 1)
-    values = values.replace('"./modules/worker"', '"./modules/values"', 1)
-    for name in ("providers.tf", "versions.tf", "outputs.tf"):
+    values = hcl_block(root_main, 'module "values" {')
+    for name in ("providers.tf", "versions.tf", "outputs.tf", "backend.tf"):
         (tree / name).unlink()
-    (tree / "main.tf").write_text(
-        f"{naming}\n\n{values}\n\n"
-        'output "values_yaml" {\n  value = module.values.yaml\n}\n\n'
-        'output "namespace" {\n  value = module.naming.namespace\n}\n',
-        encoding="utf-8",
+    outputs = {
+        "values_yaml": "module.values.yaml",
+        "namespace": "module.naming.namespace",
+        "namespace_labels": "module.naming.namespace_labels",
+        "helm_timeout_seconds": "module.values.helm_timeout_seconds",
+        "operation_timeout_seconds": "module.values.operation_timeout_seconds",
+    }
+    blocks_text = "".join(
+        f'output "{name}" {{\n  value = {expr}\n}}\n\n' for name, expr in outputs.items()
     )
+    (tree / "main.tf").write_text(f"{naming}\n\n{values}\n\n{blocks_text}", encoding="utf-8")
     (tree / "versions.tf").write_text(
         'terraform {\n  required_version = ">= 1.9, < 2.0"\n}\n', encoding="utf-8"
     )
@@ -253,19 +252,6 @@ def values_wrapper_root(workdir: Path) -> Path:
 # ---------------------------------------------------------------------------
 # Generated parts of terraform/
 # ---------------------------------------------------------------------------
-
-
-def sync_copies() -> list[Path]:
-    """Rewrite the copied chart-value variables in modules/worker and the root."""
-    source = (MODULES / "values" / "variables.tf").read_text(encoding="utf-8")
-    changed = []
-    for path in (MODULES / "worker" / "variables.tf", TERRAFORM / "variables.tf"):
-        text = path.read_text(encoding="utf-8")
-        new = text.replace(copied_block(text), source)
-        if new != text:
-            path.write_text(new, encoding="utf-8")
-            changed.append(path)
-    return changed
 
 
 def _cell(text: str) -> str:
@@ -329,8 +315,8 @@ def write_docs() -> list[Path]:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Command line: sync | docs."""
-    commands = {"sync": sync_copies, "docs": write_docs}
+    """Command line: docs."""
+    commands = {"docs": write_docs}
     if len(argv) != 1 or argv[0] not in commands:
         print(f"usage: python -m tests.terraform_helpers {{{'|'.join(commands)}}}")
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import yaml
 
 from tests.chart_helpers import (
     CHART,
+    NAMESPACE,
     SCENARIOS,
     SCHEMAS,
     by_kind,
@@ -75,8 +77,8 @@ def test_helm_lint_strict(scenario: str | None) -> None:
 
 
 def test_every_scenario_exists() -> None:
-    """The ci/ folder holds the five scenarios the issue asks for."""
-    assert set(SCENARIOS) == {"default", "no-keda", "sentinel", "cluster", "tls"}
+    """The ci/ folder holds the five topology scenarios and Sentinel over TLS."""
+    assert set(SCENARIOS) == {"default", "no-keda", "sentinel", "cluster", "tls", "sentinel-tls"}
 
 
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
@@ -330,14 +332,39 @@ def test_default_resources_one_cpu_three_gib() -> None:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_pod_annotations_for_scraping_and_config_rollout(scenario: str) -> None:
-    """Pods carry the prometheus.io scrape annotations and a checksum of the ConfigMap."""
+def test_pods_are_scraped_by_exactly_one_path(scenario: str) -> None:
+    """Each scenario's pods carry either the prometheus.io scrape annotations (for the annotation
+    job) or a PodMonitor selecting them, never both, plus a checksum of the ConfigMap."""
     manifests = render_scenario(scenario)
     annotations = one(manifests, "Deployment")["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == _config(manifests)["WORKER_HTTP_PORT"]
-    assert annotations["prometheus.io/path"] == "/metrics"
     assert len(annotations["checksum/config"]) == 64
+    monitors = by_kind(manifests, "PodMonitor")
+    assert len(monitors) == int(_values(scenario)["podMonitor"]["enabled"])
+    if monitors:
+        assert not [k for k in annotations if k.startswith("prometheus.io/")], annotations
+    else:
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == _config(manifests)["WORKER_HTTP_PORT"]
+        assert annotations["prometheus.io/path"] == "/metrics"
+
+
+@pytest.mark.parametrize(
+    ("sets", "annotated", "monitored"),
+    [
+        ([], True, False),
+        (["podMonitor.enabled=true"], False, True),
+        (["podMonitor.enabled=true", "scrapeAnnotations=true"], False, True),
+        (["scrapeAnnotations=false"], False, False),
+    ],
+)
+def test_scrape_paths_are_exclusive_by_construction(
+    sets: list[str], annotated: bool, monitored: bool
+) -> None:
+    """Whatever the values say, the annotations and the PodMonitor are never rendered together."""
+    manifests = render(sets=sets)
+    annotations = one(manifests, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert ("prometheus.io/scrape" in annotations) is annotated
+    assert bool(by_kind(manifests, "PodMonitor")) is monitored
 
 
 def test_config_change_changes_checksum() -> None:
@@ -359,11 +386,18 @@ def test_password_only_by_secret_reference(scenario: str) -> None:
     assert not by_kind(manifests, "Secret")
     values = _values(scenario)
     env = container_env(one(manifests, "Deployment"))
-    assert set(env) == {"REDIS_PASSWORD"}
-    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": values["redis"]["existingSecret"],
-        "key": values["redis"]["existingSecretPasswordKey"],
-    }
+    sentinel_password = values["redis"]["mode"] == "sentinel" and values["redis"]["sentinel"].get(
+        "passwordFromSecret", False
+    )
+    passwords = {name for name in env if "PASSWORD" in name}
+    assert passwords == {"REDIS_PASSWORD"} | (
+        {"REDIS_SENTINEL_PASSWORD"} if sentinel_password else set()
+    )
+    for name in passwords:
+        assert env[name]["valueFrom"]["secretKeyRef"] == {
+            "name": values["redis"]["existingSecret"],
+            "key": values["redis"]["existingSecretPasswordKey"],
+        }
     config = _config(manifests)
     assert not any("PASSWORD" in key for key in config)
     assert "@" not in config["REDIS_URL"]
@@ -458,18 +492,29 @@ def test_network_policy_allows_redis_dns_and_monitoring_only() -> None:
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_pdb_allows_one_eviction(scenario: str) -> None:
-    """The PodDisruptionBudget, when enabled, allows one pod to be evicted at a time."""
+    """The PodDisruptionBudget, when enabled, allows one pod to be evicted at a time, and unready
+    pods (all of them during a Redis outage) may always be evicted, so drains never block."""
     pdbs = by_kind(render_scenario(scenario), "PodDisruptionBudget")
     assert len(pdbs) == int(_values(scenario)["podDisruptionBudget"]["enabled"])
     for pdb in pdbs:
         assert pdb["spec"]["maxUnavailable"] == 1
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def test_prometheus_rule_carries_the_rules_file() -> None:
-    """The PrometheusRule holds exactly the groups of files/workflow-worker.rules.yml."""
+    """The PrometheusRule holds the groups of files/workflow-worker.rules.yml, each expression
+    limited to the release's namespace and otherwise unchanged."""
     rules = yaml.safe_load((CHART / "files" / "workflow-worker.rules.yml").read_text())
-    rule = one(render_scenario("tls"), "PrometheusRule")
-    assert rule["spec"]["groups"] == rules["groups"]
+    rendered = one(render_scenario("tls"), "PrometheusRule")["spec"]["groups"]
+    matcher = f'namespace="{NAMESPACE}"'
+    for group in rendered:
+        for rule in group["rules"]:
+            assert matcher in rule["expr"], rule["expr"]
+            rule["expr"] = rule["expr"].replace("{" + matcher + "}", "").replace(matcher + ",", "")
+    for group in [*rendered, *rules["groups"]]:
+        for rule in group["rules"]:
+            rule["expr"] = " ".join(rule["expr"].split())
+    assert rendered == rules["groups"]
 
 
 def test_pod_monitor_scrapes_http_port() -> None:
@@ -495,10 +540,32 @@ def test_helm_test_pod_calls_healthz_without_joining_the_service() -> None:
     assert not service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
 
 
-def test_names_fit_kubernetes_limits() -> None:
-    """A long release name still yields names and label values of at most 63 characters."""
-    manifests = render(release="r" * 53)
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "0.1.0",
+        "v" + "1234567890" * 10 + ".build-7",  # a valid Docker tag of 108 characters
+        "1.4.0@sha256:" + "ab" * 32,  # the digest-in-tag form older values used
+        "release_2026.12.01-" + "x" * 44 + "--" + "y" * 10,
+    ],
+)
+def test_names_and_labels_fit_kubernetes_limits(tag: str) -> None:
+    """A long release name and any valid image tag still yield names of at most 63 characters
+    and label values Kubernetes accepts (at most 63 characters, alphanumeric at both ends)."""
+    manifests = render(release="r" * 53, sets=[f"image.tag={tag}"])
     for manifest in manifests:
         if manifest["kind"] != "Pod":
             assert len(manifest["metadata"]["name"]) <= 63
-        assert all(len(v) <= 63 for v in manifest["metadata"].get("labels", {}).values())
+        labels = dict(manifest["metadata"].get("labels", {}))
+        if manifest["kind"] == "Deployment":
+            labels |= manifest["spec"]["template"]["metadata"]["labels"]
+        for value in labels.values():
+            assert len(value) <= 63, value
+            assert LABEL_VALUE.fullmatch(value), value
+    version = one(manifests, "Deployment")["metadata"]["labels"]["app.kubernetes.io/version"]
+    assert tag.split("@")[0].startswith(version[:20])
+    container = _pod_spec(tuple(manifests))["containers"][0]
+    assert container["image"] == f"ghcr.io/example/workflow-worker:{tag}"

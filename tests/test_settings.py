@@ -65,6 +65,7 @@ def test_environment_values_are_parsed() -> None:
         ("WORKER_LOG_FORMAT", "xml"),
         ("REDIS_MODE", "galaxy"),
         ("WORKER_LEASE_SECONDS", "0"),
+        ("REDIS_URL", "redis://redis:6379/zero"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str) -> None:
@@ -132,9 +133,23 @@ def test_password_is_redacted_in_errors() -> None:
 
 
 def test_password_is_not_in_repr() -> None:
-    """Settings can be logged without leaking the Redis password."""
-    s = Settings.from_env({"REDIS_PASSWORD": "hunter2"})
+    """Settings can be logged without leaking the Redis or the Sentinel password."""
+    s = Settings.from_env({"REDIS_PASSWORD": "hunter2", "REDIS_SENTINEL_PASSWORD": "s3ntinel"})
+    assert s.redis_sentinel_password == "s3ntinel"
     assert "hunter2" not in repr(s)
+    assert "s3ntinel" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    "variable", ["REDIS_TLS_CA_FILE", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE"]
+)
+def test_tls_files_need_a_rediss_url(variable: str) -> None:
+    """A TLS file next to a redis:// URL is refused rather than silently ignored (plaintext)."""
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"REDIS_URL": "redis://redis:26379/0", variable: "/etc/ca.pem"})
+    assert info.value.variable == variable
+    assert "rediss://" in str(info.value)
+    assert Settings.from_env({"REDIS_URL": "rediss://redis:26379/0", variable: "/etc/ca.pem"})
 
 
 @pytest.mark.parametrize(

@@ -15,17 +15,18 @@ from tests.terraform_helpers import (
     DASHBOARD_JSON,
     MODULES,
     PROVIDER_MODULES,
+    REPO,
     TERRAFORM,
     WORKSPACES,
     WORKSPACES_DIR,
     blocks,
-    copied_block,
     load_hcl,
     module_docs,
     module_files,
     outputs_of,
     readme_with_docs,
     resources,
+    variable_type_text,
     variables_of,
 )
 
@@ -99,7 +100,12 @@ def test_versions_are_bounded_and_providers_configured_only_in_the_root(module_d
     provider blocks; provider-free modules require no provider."""
     texts = [p.read_text(encoding="utf-8") for p in module_files(module_dir)]
     versions = [load_hcl(p) for p in module_files(module_dir)]
-    required = [b["required_version"] for v in versions for b in v.get("terraform", [])]
+    required = [
+        b["required_version"]
+        for v in versions
+        for b in v.get("terraform", [])
+        if "required_version" in b
+    ]
     assert len(required) == 1
     assert ">=" in required[0]
     assert "<" in required[0].replace("<=", "")
@@ -126,8 +132,9 @@ def _single_resource(module: str, rtype: str) -> dict[str, Any]:
 
 
 def test_helm_release_installs_this_repos_chart_from_yamlencoded_values() -> None:
-    """helm_release.this points at helm/workflow-worker, takes values from the values module's
-    yamlencode output (no set list), and waits atomically with a long timeout."""
+    """helm_release.this points at helm/workflow-worker, takes the values module's yamlencode
+    output (no set list), and waits atomically with Helm's timeout and provider timeouts that
+    outlast it."""
     release = _single_resource("worker", "helm_release")
     main = load_hcl(MODULES / "worker" / "main.tf")
     local_defs = {k: v for block in main["locals"] for k, v in block.items()}
@@ -138,18 +145,54 @@ def test_helm_release_installs_this_repos_chart_from_yamlencoded_values() -> Non
     chart_dir = (MODULES / "worker" / m.group(1).lstrip("/")).resolve()
     assert chart_dir == CHART.resolve()
     assert yaml.safe_load((chart_dir / "Chart.yaml").read_text())["name"] == "workflow-worker"
-    assert release["values"] == ["${module.values.yaml}"]
-    modules = dict(blocks(main, "module"))
-    assert modules["values"]["source"] == "../values"
+    assert release["values"] == ["${var.values_yaml}"]
     for forbidden in ("set", "set_list", "set_sensitive", "set_string"):
         assert forbidden not in release, f"helm_release uses {forbidden}"
     assert release["wait"] is True
     assert release["cleanup_on_fail"] is True
     assert release["atomic"] == "${var.atomic}"
     assert "max_history" in release
-    assert release["timeout"] == "${local.timeout}"
-    assert "module.values.rollout_timeout_seconds" in local_defs["timeout"]
+    assert release["timeout"] == "${var.timeout_seconds}"
+    assert release["timeouts"] == {
+        "create": "${local.operation_timeout}",
+        "update": "${local.operation_timeout}",
+        "delete": "${local.operation_timeout}",
+    }
+    assert local_defs["operation_timeout"] == "${var.operation_timeout_seconds}s"
     assert "yamlencode(local.values)" in str(outputs_of(MODULES / "values")["yaml"]["value"])
+    root = dict(blocks(load_hcl(TERRAFORM / "main.tf"), "module"))["worker"]
+    assert root["values_yaml"] == "${module.values.yaml}"
+    assert root["timeout_seconds"] == "${module.values.helm_timeout_seconds}"
+    assert root["operation_timeout_seconds"] == "${module.values.operation_timeout_seconds}"
+
+
+def test_root_pins_a_helm_provider_with_release_timeouts() -> None:
+    """The root pins the helm provider to 3.1.x (helm_release.timeouts exists from 3.1.0, so the
+    provider's 20-minute default can be raised), and every provider to one minor version."""
+    providers = _required_providers(TERRAFORM)
+    assert providers["helm"]["version"] == ">= 3.1.2, < 3.2.0"
+    for name, spec in providers.items():
+        low = re.search(r">= (\d+)\.(\d+)\.\d+", spec["version"])
+        high = re.search(r"< (\d+)\.(\d+)\.0", spec["version"])
+        assert low, spec
+        assert high, spec
+        assert (int(high[1]), int(high[2])) == (int(low[1]), int(low[2]) + 1), name
+    worker = _required_providers(MODULES / "worker")
+    assert worker["helm"]["version"].startswith(">= 3.1.0")
+
+
+def test_namespace_is_managed_with_pod_security_labels() -> None:
+    """The worker module creates the namespace from the naming module's labels (Pod Security
+    admission) and installs the release into it, without Helm creating namespaces."""
+    namespace = _single_resource("worker", "kubernetes_namespace_v1")
+    assert namespace["count"] == "${var.manage_namespace ? 1 : 0}"
+    assert namespace["metadata"][0]["labels"] == "${var.namespace_labels}"
+    release = _single_resource("worker", "helm_release")
+    assert release["create_namespace"] is False
+    assert release["namespace"] == "${local.namespace}"
+    worker = dict(blocks(load_hcl(TERRAFORM / "main.tf"), "module"))["worker"]
+    assert worker["namespace_labels"] == "${module.naming.namespace_labels}"
+    assert worker["manage_namespace"] == "${var.manage_namespace}"
 
 
 def test_helm_provider_uses_v3_attribute_syntax() -> None:
@@ -162,24 +205,41 @@ def test_helm_provider_uses_v3_attribute_syntax() -> None:
     assert "config_context = var.kube_context" in helm
 
 
-@pytest.mark.parametrize("copy", [MODULES / "worker", TERRAFORM], ids=["worker", "root"])
-def test_value_variables_are_verbatim_copies(copy: Path) -> None:
-    """The chart-value variables of the worker module and the root equal modules/values/variables.tf
-    (fix with `python -m tests.terraform_helpers sync`)."""
-    source = (MODULES / "values" / "variables.tf").read_text(encoding="utf-8")
-    assert copied_block((copy / "variables.tf").read_text(encoding="utf-8")) == source
+def test_chart_values_are_one_typed_object() -> None:
+    """The chart values are one `chart` object: the root declares exactly the type of
+    modules/values' `chart` (which holds the rules) and passes it through unchanged; no other
+    module declares chart values."""
+    values_file = MODULES / "values" / "variables.tf"
+    root_type = variable_type_text(TERRAFORM / "variables.tf", "chart")
+    assert root_type == variable_type_text(values_file, "chart")
+    assert root_type.startswith("object({ image = object({")
+    assert "any" not in re.findall(r"\b\w+\b", root_type)
+    values_call = dict(blocks(load_hcl(TERRAFORM / "main.tf"), "module"))["values"]
+    assert values_call["chart"] == "${var.chart}"
+    assert len(variables_of(MODULES / "values")["chart"]["validation"]) >= 40
+    assert "validation" not in variables_of(TERRAFORM)["chart"]
+    assert not set(variables_of(MODULES / "worker")) & {"chart", "image", "redis", "worker"}
 
 
-def test_value_variables_pass_through_unchanged() -> None:
-    """The worker module passes every value variable to ../values, and the root passes every one
-    to the worker module, each as `var.<same name>`."""
-    value_vars = set(variables_of(MODULES / "values"))
-    worker_modules = dict(blocks(load_hcl(MODULES / "worker" / "main.tf"), "module"))
-    root_modules = dict(blocks(load_hcl(TERRAFORM / "main.tf"), "module"))
-    for call in (worker_modules["values"], root_modules["worker"]):
-        passed = {k: v for k, v in call.items() if k in value_vars}
-        assert set(passed) == value_vars
-        assert all(v == f"${{var.{k}}}" for k, v in passed.items()), passed
+def test_network_policy_admits_the_scrape_configs_namespace() -> None:
+    """The NetworkPolicy's monitoring namespace is the scrape config's namespace (one setting):
+    the chart object has no attribute for it, and the root passes monitoring.namespace."""
+    assert "monitoring_namespace" not in variable_type_text(TERRAFORM / "variables.tf", "chart")
+    values_call = dict(blocks(load_hcl(TERRAFORM / "main.tf"), "module"))["values"]
+    monitoring_call = dict(blocks(load_hcl(TERRAFORM / "main.tf"), "module"))["monitoring"]
+    assert values_call["monitoring_namespace"] == "${var.monitoring.namespace}"
+    assert monitoring_call["namespace"] == "${var.monitoring.namespace}"
+
+
+def test_remote_backend_locks_the_state() -> None:
+    """The root has an S3 backend with lock files (one lock per workspace's state) and
+    encryption; bucket, key and region come from -backend-config, and an example file shows them."""
+    backend = load_hcl(TERRAFORM / "backend.tf")["terraform"][0]["backend"][0]["s3"]
+    assert backend == {"use_lockfile": True, "encrypt": True}
+    example = load_hcl(TERRAFORM / "backend.hcl.example")
+    assert set(example) == {"bucket", "key", "region"}
+    docs = (REPO / "docs" / "deploy-terraform.md").read_text(encoding="utf-8")
+    assert "terraform init -backend-config=backend.hcl" in docs
 
 
 def test_root_refuses_workspaces_without_settings() -> None:
@@ -256,13 +316,14 @@ def test_workspace_settings_set_the_required_variables(workspace: str) -> None:
     assert settings["environment"] == workspace
     assert settings["kube_context"]
     assert settings["namespace"]
-    assert settings["image"]["repository"]
-    assert settings["image"]["tag"] not in ("", "latest")
-    assert settings["worker"]["concurrency"] >= 1
-    assert settings["keda"]["max_replica_count"] >= settings["keda"]["min_replica_count"] >= 1
-    assert settings["resources"]["requests"]["cpu"]
-    assert settings["resources"]["limits"]["memory"]
-    assert settings["redis"]["host"]
-    assert settings["redis"]["existing_secret"]
+    chart = settings["chart"]
+    assert chart["image"]["repository"]
+    assert chart["image"]["tag"] not in ("", "latest")
+    assert chart["worker"]["concurrency"] >= 1
+    assert chart["keda"]["max_replica_count"] >= chart["keda"]["min_replica_count"] >= 1
+    assert chart["resources"]["requests"]["cpu"]
+    assert chart["resources"]["limits"]["memory"]
+    assert chart["redis"]["host"]
+    assert chart["redis"]["existing_secret"]
     leaked = [k for k in _keys(settings) if SECRET_WORDS.search(k)]
     assert leaked == [], f"settings must name Secrets, never hold secrets: {leaked}"

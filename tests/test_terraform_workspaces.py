@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from tests.terraform_helpers import (
     CHART,
     MODULES,
     REPO,
+    TERRAFORM,
     WORKSPACES,
     WORKSPACES_DIR,
     copy_terraform_tree,
@@ -52,9 +55,13 @@ def rendered(wrapper: Path) -> dict[str, dict[str, Any]]:
         _select(wrapper, workspace)
         var_file = f"-var-file=workspaces/{workspace}.tfvars"
         terraform("apply", "-auto-approve", "-input=false", "-no-color", var_file, cwd=wrapper)
-        text = terraform("output", "-raw", "values_yaml", cwd=wrapper).stdout
-        namespace = terraform("output", "-raw", "namespace", cwd=wrapper).stdout
-        out[workspace] = {"yaml": text, "values": yaml.safe_load(text), "namespace": namespace}
+        outputs = json.loads(terraform("output", "-json", cwd=wrapper).stdout)
+        text = outputs["values_yaml"]["value"]
+        out[workspace] = {
+            "yaml": text,
+            "values": yaml.safe_load(text),
+            **{name: item["value"] for name, item in outputs.items() if name != "values_yaml"},
+        }
     return out
 
 
@@ -93,17 +100,33 @@ def test_workspace_values_follow_its_settings(
 ) -> None:
     """The values rendered for a workspace carry its image, sizes, Redis address and Secret name."""
     settings = load_hcl(WORKSPACES_DIR / f"{workspace}.tfvars")
+    chart = settings["chart"]
     values = rendered[workspace]["values"]
     assert rendered[workspace]["namespace"] == settings["namespace"]
-    assert values["image"]["repository"] == settings["image"]["repository"]
-    assert values["image"]["tag"] == settings["image"]["tag"]
-    assert values["worker"]["concurrency"] == settings["worker"]["concurrency"]
-    assert values["keda"]["maxReplicaCount"] == settings["keda"]["max_replica_count"]
-    assert values["keda"]["listLength"] == settings["worker"]["concurrency"]
-    assert values["resources"] == settings["resources"]
-    assert values["redis"]["host"] == settings["redis"]["host"]
-    assert values["redis"]["existingSecret"] == settings["redis"]["existing_secret"]
+    assert values["image"]["repository"] == chart["image"]["repository"]
+    assert values["image"]["tag"] == chart["image"]["tag"]
+    assert values["worker"]["concurrency"] == chart["worker"]["concurrency"]
+    assert values["keda"]["maxReplicaCount"] == chart["keda"]["max_replica_count"]
+    assert values["keda"]["listLength"] == chart["worker"]["concurrency"]
+    assert values["resources"] == chart["resources"]
+    assert values["redis"]["host"] == chart["redis"]["host"]
+    assert values["redis"]["existingSecret"] == chart["redis"]["existing_secret"]
     assert values["terminationGracePeriodSeconds"] > values["worker"]["shutdownTimeoutSeconds"] + 15
+    # The NetworkPolicy admits the namespace the scrape config is delivered to.
+    assert values["networkPolicy"]["monitoringNamespace"] == settings["monitoring"]["namespace"]
+    labels = rendered[workspace]["namespace_labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_production_rollout_outlasts_the_providers_default_timeout(
+    rendered: dict[str, dict[str, Any]],
+) -> None:
+    """Production's 200 pods need a 30-minute Helm timeout; the provider's operation timeout is
+    set above it (helm provider 3.1 would otherwise stop at 20 minutes)."""
+    production = rendered["production"]
+    assert production["helm_timeout_seconds"] == 1800
+    assert production["operation_timeout_seconds"] >= 2 * 1800
+    assert production["operation_timeout_seconds"] > 20 * 60
 
 
 def _schema() -> dict[str, Any]:
@@ -178,6 +201,12 @@ def test_helm_template_renders_each_workspace(
     assert password
     assert password[0]["valueFrom"]["secretKeyRef"]["name"] == (values["redis"]["existingSecret"])
     assert "Secret" not in objects
+    annotations = objects["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert ("prometheus.io/scrape" in annotations) != ("PodMonitor" in objects)
+    if values["redis"]["tls"]["enabled"]:
+        assert objects["ConfigMap"]["data"]["REDIS_URL"].startswith("rediss://")
+    pdb = objects["PodDisruptionBudget"]["spec"]
+    assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -195,12 +224,13 @@ def test_terraform_defaults_equal_the_chart_defaults(tmp_path: Path) -> None:
     chart = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
     module = copy_terraform_tree(tmp_path) / "modules" / "values"
     image = chart["image"]
+    minimal = (
+        f'{{image = {{repository = "{image["repository"]}", tag = "{image["tag"]}"}},'
+        f' redis = {{host = "{chart["redis"]["host"]}"}}}}'
+    )
     terraform(
-        "apply", "-auto-approve", "-input=false", "-no-color",
-        f"-var=image={{repository = \"{image['repository']}\", tag = \"{image['tag']}\"}}",
-        f"-var=redis={{host = \"{chart['redis']['host']}\"}}",
-        cwd=module,
-    )  # fmt: skip
+        "apply", "-auto-approve", "-input=false", "-no-color", f"-var=chart={minimal}", cwd=module
+    )
     ours = yaml.safe_load(terraform("output", "-raw", "yaml", cwd=module).stdout)
     chart_leaves, our_leaves = _leaves(chart), _leaves(ours)
     assert sorted(set(chart_leaves) ^ set(our_leaves)) == [], "keys differ between TF and chart"
@@ -214,3 +244,69 @@ def test_module_sources_of_the_wrapper_are_the_real_modules() -> None:
     """The wrapper root renders through the same values and naming modules as the real root."""
     for name in ("values", "naming"):
         assert (MODULES / name / "main.tf").is_file()
+
+
+def _wrapper_plan(root: Path, workspace: str, tfvars: str) -> subprocess.CompletedProcess[str]:
+    _select(root, workspace)
+    (root / "workspaces" / f"{workspace}.tfvars").write_text(tfvars, encoding="utf-8")
+    return terraform(
+        "plan", "-input=false", "-no-color", f"-var-file=workspaces/{workspace}.tfvars",
+        cwd=root, check=False,
+    )  # fmt: skip
+
+
+def test_annotation_job_and_pod_monitor_are_refused_together(tmp_path: Path) -> None:
+    """A workspace that turns on the PodMonitor while the annotation-based scrape job is on fails
+    at plan time (every rate would double); with the job off it plans."""
+    root = values_wrapper_root(tmp_path)
+    terraform("init", "-input=false", "-no-color", cwd=root)
+    production = (WORKSPACES_DIR / "production.tfvars").read_text(encoding="utf-8")
+    both = production.replace(
+        "  prometheus_rule = {", "  pod_monitor = { enabled = true }\n  prometheus_rule = {"
+    )
+    assert both != production
+    refused = _wrapper_plan(root, "production", both)
+    assert refused.returncode != 0
+    error = " ".join(refused.stderr.split())
+    assert "both scrape the worker pods: choose one" in error, error
+    only_pod_monitor = both.replace(
+        'monitoring = {\n  delivery  = "secret"',
+        'monitoring = {\n  enabled   = false\n  delivery  = "secret"',
+    )
+    assert only_pod_monitor != both
+    assert _wrapper_plan(root, "production", only_pod_monitor).returncode == 0
+
+
+WORKSPACE_COMMAND = re.compile(r"terraform(?: -chdir=\S+)? workspace select[^\n`&|;#]*")
+WORKSPACE_DOCS = [
+    REPO / "README.md",
+    REPO / "justfile",
+    *sorted((REPO / "docs").glob("*.md")),
+    TERRAFORM / "README.md",
+    *sorted(WORKSPACES_DIR.glob("*.tfvars")),
+]
+
+
+def _documented_selects() -> list[str]:
+    found = []
+    for path in WORKSPACE_DOCS:
+        for match in WORKSPACE_COMMAND.finditer(path.read_text(encoding="utf-8")):
+            command = match.group(0).strip().rstrip(".,)")
+            # Prose that names the command, or a placeholder, is not a command to run.
+            if "<" not in command and not command.endswith("select"):
+                found.append(command.replace("{{ env }}", "hmg"))
+    return found
+
+
+def test_documented_workspace_commands_work_on_a_fresh_checkout(tmp_path: Path) -> None:
+    """Every `terraform workspace select` the docs, settings files and justfile show succeeds in a
+    freshly initialised root that has no workspace yet (a plain `select` fails there)."""
+    commands = _documented_selects()
+    assert len(commands) >= 5, commands
+    for index, command in enumerate(commands):
+        root = values_wrapper_root(tmp_path / str(index))
+        terraform("init", "-input=false", "-no-color", cwd=root)
+        args = command.split()[1:]
+        args = [a for a in args if not a.startswith("-chdir=")]
+        proc = terraform(*args, "-no-color", cwd=root, check=False)
+        assert proc.returncode == 0, f"{command}: {proc.stderr}"

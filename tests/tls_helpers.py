@@ -89,11 +89,13 @@ def tls_redis_binary() -> str:
 
 
 class TlsRedis:
-    """A redis-server that listens on a TLS port only and requires client certificates."""
+    """A redis-server that listens on a TLS port only and requires client certificates (and
+    `password` with AUTH, when given)."""
 
-    def __init__(self, folder: Path, certs: Certs) -> None:
+    def __init__(self, folder: Path, certs: Certs, password: str | None = None) -> None:
         self.folder = folder
         self.certs = certs
+        self.password = password
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -110,6 +112,7 @@ class TlsRedis:
             ssl_ca_certs=str(c.ca),
             ssl_certfile=str(c.client_cert),
             ssl_keyfile=str(c.client_key),
+            password=self.password,
             socket_timeout=2,
         )
 
@@ -122,6 +125,8 @@ class TlsRedis:
             "--tls-ca-cert-file", str(c.ca), "--tls-auth-clients", "yes",
             "--dir", str(self.folder), "--daemonize", "no",
         ]  # fmt: skip
+        if self.password is not None:
+            args += ["--requirepass", self.password]
         with (self.folder / "tls-server.log").open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel as SyncSentinel
+from redis.sentinel import SentinelConnectionPool as SyncSentinelConnectionPool
 
 from workflow_worker.settings import Settings
 
@@ -21,6 +22,18 @@ __all__ = ["SOCKET_TIMEOUT", "connect", "connect_sync"]
 # Socket timeout for ordinary commands; blocking waits use a shorter server-side timeout.
 SOCKET_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
+
+
+def _tls(settings: Settings) -> dict[str, Any]:
+    """Trust store and client certificate, for every connection of a rediss:// URL."""
+    kwargs: dict[str, Any] = {}
+    if settings.redis_tls_ca_file:
+        kwargs["ssl_ca_certs"] = settings.redis_tls_ca_file
+    if settings.redis_tls_cert_file:
+        kwargs["ssl_certfile"] = settings.redis_tls_cert_file
+    if settings.redis_tls_key_file:
+        kwargs["ssl_keyfile"] = settings.redis_tls_key_file
+    return kwargs
 
 
 def _common(settings: Settings) -> dict[str, Any]:
@@ -38,22 +51,56 @@ def _common(settings: Settings) -> dict[str, Any]:
         kwargs["username"] = settings.redis_username
     if settings.redis_password is not None:
         kwargs["password"] = settings.redis_password
-    if settings.redis_tls_ca_file:
-        kwargs["ssl_ca_certs"] = settings.redis_tls_ca_file
-    if settings.redis_tls_cert_file:
-        kwargs["ssl_certfile"] = settings.redis_tls_cert_file
-    if settings.redis_tls_key_file:
-        kwargs["ssl_keyfile"] = settings.redis_tls_key_file
-    return kwargs
+    return {**kwargs, **_tls(settings)}
 
 
-def _sentinel_args(settings: Settings) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+def _sentinel_args(
+    settings: Settings, kwargs: dict[str, Any]
+) -> tuple[list[tuple[str, int]], dict[str, Any], dict[str, Any]]:
+    """Sentinel addresses, the Sentinel connections' arguments and the primary's.
+
+    The URL names a Sentinel: its scheme chooses TLS for the Sentinels and the primary alike (as
+    KEDA's `enableTLS` does), its path is the primary's database, and its credentials are the
+    Sentinel's unless REDIS_SENTINEL_USERNAME/PASSWORD are set. REDIS_USERNAME/PASSWORD are the
+    primary's.
+    """
     parts = urlsplit(settings.redis_url)
     host, port = parts.hostname or "localhost", parts.port or 26379
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": CONNECT_TIMEOUT}
-    if parts.password:
-        sentinel_kwargs["password"] = parts.password
-    return [(host, port)], sentinel_kwargs
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_timeout": CONNECT_TIMEOUT,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+    }
+    username = settings.redis_sentinel_username or (parts.username and unquote(parts.username))
+    password = settings.redis_sentinel_password or (parts.password and unquote(parts.password))
+    if username:
+        sentinel_kwargs["username"] = username
+    if password:
+        sentinel_kwargs["password"] = password
+    primary = {**kwargs, "db": int(parts.path.strip("/") or 0)}
+    if parts.scheme == "rediss":
+        sentinel_kwargs.update(ssl=True, **_tls(settings))
+        primary["ssl"] = True
+    return [(host, port)], sentinel_kwargs, primary
+
+
+class _OwningSentinelPool(SentinelConnectionPool):
+    """The primary's pool; closing it also closes the Sentinel clients, whose only user it is."""
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            await self.sentinel_manager.aclose()
+
+
+class _OwningSyncSentinelPool(SyncSentinelConnectionPool):
+    """The blocking form of `_OwningSentinelPool`."""
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.sentinel_manager.close()
 
 
 def connect(settings: Settings) -> Any:
@@ -63,9 +110,11 @@ def connect(settings: Settings) -> Any:
         kwargs.pop("health_check_interval")
         return RedisCluster.from_url(settings.redis_url, **kwargs)
     if settings.redis_mode == "sentinel":
-        hosts, sentinel_kwargs = _sentinel_args(settings)
-        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(settings.redis_sentinel_master)
+        hosts, sentinel_kwargs, primary = _sentinel_args(settings, kwargs)
+        sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs, **primary)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(
+            settings.redis_sentinel_master, connection_pool_class=_OwningSentinelPool
+        )
     return aioredis.Redis.from_url(settings.redis_url, **kwargs)
 
 
@@ -76,7 +125,9 @@ def connect_sync(settings: Settings) -> Any:
         kwargs.pop("health_check_interval")
         return SyncRedisCluster.from_url(settings.redis_url, **kwargs)
     if settings.redis_mode == "sentinel":
-        hosts, sentinel_kwargs = _sentinel_args(settings)
-        sentinel = SyncSentinel(hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(settings.redis_sentinel_master)  # type: ignore[no-untyped-call]
+        hosts, sentinel_kwargs, primary = _sentinel_args(settings, kwargs)
+        sentinel = SyncSentinel(hosts, sentinel_kwargs=sentinel_kwargs, **primary)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(  # type: ignore[no-untyped-call]
+            settings.redis_sentinel_master, connection_pool_class=_OwningSyncSentinelPool
+        )
     return redis.Redis.from_url(settings.redis_url, **kwargs)

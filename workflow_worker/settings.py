@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
@@ -83,6 +84,11 @@ def _redis_url(var: str, raw: str) -> str:
         port = 0
     if port == 0:
         raise ConfigError(var, redact_url(raw), "a port from 1 to 65535 after the host")
+    # The path is the database index (Sentinel mode reads it here too, not through redis-py).
+    if parts.scheme != "unix" and not re.fullmatch(r"/?(\d{1,5})?", parts.path):
+        raise ConfigError(
+            var, redact_url(raw), "a database index as the path, e.g. redis://host:6379/0"
+        )
     return raw.strip()
 
 
@@ -122,6 +128,8 @@ class Settings:
     redis_password: str | None = field(default=None, repr=False)
     redis_mode: str = "standalone"
     redis_sentinel_master: str = "mymaster"
+    redis_sentinel_username: str | None = None
+    redis_sentinel_password: str | None = field(default=None, repr=False)
     redis_tls_ca_file: str | None = None
     redis_tls_cert_file: str | None = None
     redis_tls_key_file: str | None = None
@@ -158,6 +166,15 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.queues:
             object.__setattr__(self, "queues", (self.queue,))
+        tls_files = {
+            "REDIS_TLS_CA_FILE": self.redis_tls_ca_file,
+            "REDIS_TLS_CERT_FILE": self.redis_tls_cert_file,
+            "REDIS_TLS_KEY_FILE": self.redis_tls_key_file,
+        }
+        for var, value in tls_files.items():
+            # A TLS file next to a plaintext URL would otherwise mean plaintext without a word.
+            if value and urlsplit(self.redis_url).scheme != "rediss":
+                raise ConfigError(var, value, "set only with a rediss:// REDIS_URL")
         if self.benchmark_min_seconds > self.benchmark_max_seconds:
             raise ConfigError(
                 "WORKER_BENCHMARK_MIN_SECONDS",
@@ -225,6 +242,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "redis_password": _p("REDIS_PASSWORD", lambda _v, r: r),
     "redis_mode": _p("REDIS_MODE", lambda v, r: _choice(v, r, _REDIS_MODES)),
     "redis_sentinel_master": _p("REDIS_SENTINEL_MASTER", lambda _v, r: r.strip()),
+    "redis_sentinel_username": _p("REDIS_SENTINEL_USERNAME", lambda _v, r: r),
+    "redis_sentinel_password": _p("REDIS_SENTINEL_PASSWORD", lambda _v, r: r),
     "redis_tls_ca_file": _p("REDIS_TLS_CA_FILE", lambda _v, r: r.strip()),
     "redis_tls_cert_file": _p("REDIS_TLS_CERT_FILE", lambda _v, r: r.strip()),
     "redis_tls_key_file": _p("REDIS_TLS_KEY_FILE", lambda _v, r: r.strip()),

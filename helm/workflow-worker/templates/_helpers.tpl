@@ -35,7 +35,7 @@ Common labels.
 {{- define "workflow-worker.labels" -}}
 helm.sh/chart: {{ include "workflow-worker.chart" . }}
 {{ include "workflow-worker.selectorLabels" . }}
-app.kubernetes.io/version: {{ include "workflow-worker.imageTag" . | quote }}
+app.kubernetes.io/version: {{ include "workflow-worker.versionLabel" . | quote }}
 app.kubernetes.io/component: worker
 app.kubernetes.io/part-of: workflow-worker
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -74,6 +74,29 @@ Image tag: image.tag, or the chart's appVersion when empty.
 */}}
 {{- define "workflow-worker.imageTag" -}}
 {{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{/*
+Image reference: repository:tag, plus @digest when image.digest is set (the runtime then pulls by
+digest; the tag stays for people reading the manifest).
+*/}}
+{{- define "workflow-worker.image" -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (include "workflow-worker.imageTag" .) }}
+{{- if .Values.image.digest }}
+{{- $ref = printf "%s@%s" $ref .Values.image.digest }}
+{{- end }}
+{{- $ref }}
+{{- end }}
+
+{{/*
+The app.kubernetes.io/version label: the image tag as a valid label value (at most 63 characters,
+only letters, digits, '-', '_' and '.', alphanumeric at both ends). A Docker tag may be 128
+characters long, or carry a digest ("1.4.0@sha256:..."), which a label cannot hold.
+*/}}
+{{- define "workflow-worker.versionLabel" -}}
+{{- $tag := regexReplaceAll "@.*$" (include "workflow-worker.imageTag" .) "" }}
+{{- $tag = regexReplaceAll "[^A-Za-z0-9_.-]" $tag "_" | trunc 63 }}
+{{- regexReplaceAll "^[^A-Za-z0-9]+|[^A-Za-z0-9]+$" $tag "" }}
 {{- end }}
 
 {{/*
@@ -166,4 +189,36 @@ Checks that cannot be expressed in values.schema.json. Included by the Deploymen
 {{- if and .Values.redis.sentinel.passwordFromSecret (not .Values.redis.existingSecret) }}
 {{- fail "redis.sentinel.passwordFromSecret needs redis.existingSecret" }}
 {{- end }}
+{{- if and .Values.keda.enabled .Values.keda.fallback.enabled (gt (int .Values.keda.fallback.replicas) (int .Values.keda.maxReplicaCount)) }}
+{{- fail (printf "keda.fallback.replicas (%d) must not exceed keda.maxReplicaCount (%d)" (int .Values.keda.fallback.replicas) (int .Values.keda.maxReplicaCount)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+True ("true") when the pods carry the prometheus.io/* scrape annotations: scrapeAnnotations is on
+and no PodMonitor is rendered. A pod is then scraped by exactly one path (annotation-based job or
+PodMonitor), never both, whatever the values say.
+*/}}
+{{- define "workflow-worker.scrapeAnnotations" -}}
+{{- if and .Values.scrapeAnnotations (not .Values.podMonitor.enabled) }}
+{{- "true" }}
+{{- end }}
+{{- end }}
+
+{{/*
+A probe's timing fields from .Values.probes.<name>, without its `enabled` switch.
+*/}}
+{{- define "workflow-worker.probeTimings" -}}
+{{- toYaml (omit . "enabled") }}
+{{- end }}
+
+{{/*
+A rule expression with a namespace="<namespace>" matcher added to every series it selects: the
+worker's metrics (workflow_*) and recorded series (names with a colon). Takes (dict "expr" "namespace").
+Selectors with braces get the matcher first in their braces, bare names get braces of their own.
+*/}}
+{{- define "workflow-worker.namespacedExpr" -}}
+{{- $name := `\b(workflow_\w*|[A-Za-z_]\w*:[\w:]*)` }}
+{{- $expr := regexReplaceAll (printf `%s\{` $name) .expr (printf `${1}{namespace=%q,` .namespace) }}
+{{- regexReplaceAll (printf `%s([^\w:{]|$)` $name) $expr (printf `${1}{namespace=%q}${2}` .namespace) }}
 {{- end }}

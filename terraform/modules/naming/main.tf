@@ -8,6 +8,17 @@ locals {
     "workflow-worker/environment"  = var.workspace
   })
 
+  # The namespace Terraform creates for the worker: Pod Security admission enforces the level
+  # (restricted by default, which the chart meets) and always warns and audits at restricted.
+  namespace_labels = merge(local.labels, {
+    "pod-security.kubernetes.io/enforce"         = var.pod_security_level
+    "pod-security.kubernetes.io/enforce-version" = "latest"
+    "pod-security.kubernetes.io/warn"            = "restricted"
+    "pod-security.kubernetes.io/warn-version"    = "latest"
+    "pod-security.kubernetes.io/audit"           = "restricted"
+    "pod-security.kubernetes.io/audit-version"   = "latest"
+  })
+
   # Names of the objects created next to the release. Objects in shared namespaces (monitoring,
   # grafana) carry the workspace so that two environments in one cluster do not collide.
   scrape_job_name          = "${var.release_name}-${var.workspace}"

@@ -18,6 +18,11 @@ output "namespace" {
   value       = local.namespace
 }
 
+output "namespace_labels" {
+  description = "Labels of the worker's namespace: the common labels plus Pod Security admission (enforce pod_security_level; warn and audit restricted)."
+  value       = local.namespace_labels
+}
+
 output "labels" {
   description = "Labels for the objects Terraform creates next to the release."
   value       = local.labels

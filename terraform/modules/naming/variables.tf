@@ -9,7 +9,7 @@ variable "workspace" {
   }
   validation {
     condition     = fileexists("${var.settings_dir}/${var.workspace}.tfvars")
-    error_message = "Terraform workspace \"${var.workspace}\" has no settings file ${var.settings_dir}/${var.workspace}.tfvars. Select a workspace that has one (${join(", ", sort([for f in fileset(var.settings_dir, "*.tfvars") : trimsuffix(f, ".tfvars")]))}): terraform workspace select <name>, or add the file."
+    error_message = "Terraform workspace \"${var.workspace}\" has no settings file ${var.settings_dir}/${var.workspace}.tfvars. Select a workspace that has one (${join(", ", sort([for f in fileset(var.settings_dir, "*.tfvars") : trimsuffix(f, ".tfvars")]))}): terraform workspace select -or-create <name>, or add the file."
   }
 }
 
@@ -68,5 +68,17 @@ variable "extra_labels" {
   validation {
     condition     = alltrue([for k, v in var.extra_labels : can(regex("^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", k)) && can(regex("^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", v))])
     error_message = "extra_labels must hold valid Kubernetes label keys and values (values at most 63 characters of letters, digits, '-', '_', '.')."
+  }
+}
+
+variable "pod_security_level" {
+  description = "Pod Security Standard enforced on the worker's namespace (label pod-security.kubernetes.io/enforce): restricted (the chart meets it), baseline or privileged. Audit and warn stay at restricted."
+  type        = string
+  default     = "restricted"
+  nullable    = false
+
+  validation {
+    condition     = contains(["restricted", "baseline", "privileged"], var.pod_security_level)
+    error_message = "pod_security_level must be restricted, baseline or privileged."
   }
 }

@@ -3,28 +3,35 @@
 ################################################################################
 
 locals {
+  chart = var.chart
+
   # Margin after the drain budget for the requeue of unfinished jobs and the HTTP shutdown.
   requeue_margin_seconds = 30
   termination_grace_period_seconds = coalesce(
-    var.termination_grace_period_seconds,
-    var.worker.shutdown_timeout_seconds + local.requeue_margin_seconds,
+    local.chart.termination_grace_period_seconds,
+    local.chart.worker.shutdown_timeout_seconds + local.requeue_margin_seconds,
   )
 
   # Helm must wait for a whole rolling update. In the worst case every surge batch waits for the
   # pods it replaces to drain (the grace period) plus a pod start. Never below 900 s.
   pod_start_allowance_seconds = 120
-  rollout_replicas            = var.keda.enabled ? var.keda.max_replica_count : var.replica_count
+  rollout_replicas            = local.chart.keda.enabled ? local.chart.keda.max_replica_count : local.chart.replica_count
   rollout_batch               = max(1, ceil(local.rollout_replicas * var.rollout_max_surge_percent / 100))
   rollout_batches             = max(1, ceil(local.rollout_replicas / local.rollout_batch))
   rollout_timeout_seconds = max(
     900,
     local.rollout_batches * (local.termination_grace_period_seconds + local.pod_start_allowance_seconds),
   )
+  helm_timeout_seconds = coalesce(var.helm_timeout_seconds, local.rollout_timeout_seconds)
+  # The helm provider (>= 3.1) stops an operation after its own `timeouts` (20 min by default),
+  # whatever Helm's timeout says. With atomic, a failed upgrade waits out Helm's timeout and then
+  # rolls back, which may wait as long again; 5 min more for the provider's own calls.
+  operation_timeout_seconds = 2 * local.helm_timeout_seconds + 300
 
-  app_name = var.name_override != "" ? var.name_override : "workflow-worker"
+  app_name = local.chart.name_override != "" ? local.chart.name_override : "workflow-worker"
 
   tolerations = [
-    for t in var.tolerations : { for k, v in {
+    for t in local.chart.tolerations : { for k, v in {
       key               = t.key
       operator          = t.operator
       value             = t.value
@@ -32,6 +39,11 @@ locals {
       tolerationSeconds = t.toleration_seconds
     } : k => v if v != null }
   ]
+
+  # On OpenShift the restricted SCC assigns uid and gid from the namespace's range: a null value
+  # removes the chart's default key (Helm drops null values).
+  uid = local.chart.security_context.platform_assigned_ids ? null : local.chart.security_context.uid
+  gid = local.chart.security_context.platform_assigned_ids ? null : local.chart.security_context.gid
 }
 
 ################################################################################
@@ -41,103 +53,166 @@ locals {
 locals {
   values = {
     image = {
-      repository = var.image.repository
-      tag        = var.image.tag
-      pullPolicy = var.image.pull_policy
+      repository = local.chart.image.repository
+      tag        = local.chart.image.tag
+      digest     = local.chart.image.digest
+      pullPolicy = local.chart.image.pull_policy
     }
-    imagePullSecrets = [for s in var.image_pull_secrets : { name = s }]
-    nameOverride     = var.name_override
-    fullnameOverride = var.fullname_override
-    replicaCount     = var.replica_count
+    imagePullSecrets = [for s in local.chart.image_pull_secrets : { name = s }]
+    nameOverride     = local.chart.name_override
+    fullnameOverride = local.chart.fullname_override
+    replicaCount     = local.chart.replica_count
     worker = {
-      queue                  = var.worker.queue
-      concurrency            = var.worker.concurrency
-      httpPort               = var.worker.http_port
-      shutdownTimeoutSeconds = var.worker.shutdown_timeout_seconds
-      leaseSeconds           = var.worker.lease_seconds
-      jobTimeoutSeconds      = var.worker.job_timeout_seconds
-      maxAttempts            = var.worker.max_attempts
-      resultTtlSeconds       = var.worker.result_ttl_seconds
-      workflows              = var.worker.workflows
-      logFormat              = var.worker.log_format
-      logLevel               = var.worker.log_level
+      queue                  = local.chart.worker.queue
+      concurrency            = local.chart.worker.concurrency
+      httpPort               = local.chart.worker.http_port
+      shutdownTimeoutSeconds = local.chart.worker.shutdown_timeout_seconds
+      leaseSeconds           = local.chart.worker.lease_seconds
+      jobTimeoutSeconds      = local.chart.worker.job_timeout_seconds
+      maxAttempts            = local.chart.worker.max_attempts
+      resultTtlSeconds       = local.chart.worker.result_ttl_seconds
+      workflows              = local.chart.worker.workflows
+      logFormat              = local.chart.worker.log_format
+      logLevel               = local.chart.worker.log_level
       benchmark = {
-        enabled    = var.worker.benchmark.enabled
-        minSeconds = var.worker.benchmark.min_seconds
-        maxSeconds = var.worker.benchmark.max_seconds
+        enabled    = local.chart.worker.benchmark.enabled
+        minSeconds = local.chart.worker.benchmark.min_seconds
+        maxSeconds = local.chart.worker.benchmark.max_seconds
       }
-      extraEnv = var.worker.extra_env
+      extraEnv = local.chart.worker.extra_env
     }
+    env = [
+      for name in sort(keys(local.chart.secret_env)) : {
+        name      = name
+        valueFrom = { secretKeyRef = { name = local.chart.secret_env[name].secret, key = local.chart.secret_env[name].key } }
+      }
+    ]
+    envFrom = [for s in local.chart.env_from_secrets : { secretRef = { name = s } }]
     redis = {
-      mode                      = var.redis.mode
-      host                      = var.redis.host
-      port                      = var.redis.port
-      database                  = var.redis.database
-      username                  = var.redis.username
-      existingSecret            = var.redis.existing_secret
-      existingSecretPasswordKey = var.redis.existing_secret_password_key
+      mode                      = local.chart.redis.mode
+      host                      = local.chart.redis.host
+      port                      = local.chart.redis.port
+      database                  = local.chart.redis.database
+      username                  = local.chart.redis.username
+      existingSecret            = local.chart.redis.existing_secret
+      existingSecretPasswordKey = local.chart.redis.existing_secret_password_key
       tls = {
-        enabled  = var.redis.tls.enabled
-        caSecret = var.redis.tls.ca_secret
-        caKey    = var.redis.tls.ca_key
+        enabled  = local.chart.redis.tls.enabled
+        caSecret = local.chart.redis.tls.ca_secret
+        caKey    = local.chart.redis.tls.ca_key
       }
       sentinel = {
-        masterName         = var.redis.sentinel.master_name
-        port               = var.redis.sentinel.port
-        passwordFromSecret = var.redis.sentinel.password_from_secret
+        masterName         = local.chart.redis.sentinel.master_name
+        port               = local.chart.redis.sentinel.port
+        passwordFromSecret = local.chart.redis.sentinel.password_from_secret
+        username           = local.chart.redis.sentinel.username
       }
     }
     terminationGracePeriodSeconds = local.termination_grace_period_seconds
+    podSecurityContext = {
+      runAsNonRoot   = true
+      runAsUser      = local.uid
+      runAsGroup     = local.gid
+      fsGroup        = local.gid
+      seccompProfile = { type = "RuntimeDefault" }
+    }
+    containerSecurityContext = {
+      runAsNonRoot             = true
+      runAsUser                = local.uid
+      runAsGroup               = local.gid
+      privileged               = false
+      allowPrivilegeEscalation = false
+      readOnlyRootFilesystem   = true
+      capabilities             = { drop = ["ALL"] }
+      seccompProfile           = { type = "RuntimeDefault" }
+    }
+    probes = {
+      startup = {
+        enabled          = local.chart.probes.startup.enabled
+        periodSeconds    = local.chart.probes.startup.period_seconds
+        timeoutSeconds   = local.chart.probes.startup.timeout_seconds
+        failureThreshold = local.chart.probes.startup.failure_threshold
+      }
+      liveness = {
+        initialDelaySeconds = local.chart.probes.liveness.initial_delay_seconds
+        periodSeconds       = local.chart.probes.liveness.period_seconds
+        timeoutSeconds      = local.chart.probes.liveness.timeout_seconds
+        failureThreshold    = local.chart.probes.liveness.failure_threshold
+      }
+      readiness = {
+        periodSeconds    = local.chart.probes.readiness.period_seconds
+        timeoutSeconds   = local.chart.probes.readiness.timeout_seconds
+        failureThreshold = local.chart.probes.readiness.failure_threshold
+      }
+    }
     resources = {
-      requests = { cpu = var.resources.requests.cpu, memory = var.resources.requests.memory }
-      limits   = { cpu = var.resources.limits.cpu, memory = var.resources.limits.memory }
+      requests = { cpu = local.chart.resources.requests.cpu, memory = local.chart.resources.requests.memory }
+      limits   = { cpu = local.chart.resources.limits.cpu, memory = local.chart.resources.limits.memory }
     }
     keda = {
-      enabled         = var.keda.enabled
-      assumeInstalled = var.keda.assume_installed
-      minReplicaCount = var.keda.min_replica_count
-      maxReplicaCount = var.keda.max_replica_count
-      pollingInterval = var.keda.polling_interval
-      cooldownPeriod  = var.keda.cooldown_period
-      listLength      = coalesce(var.keda.list_length, var.worker.concurrency)
-      inflightTrigger = var.keda.inflight_trigger
-      combineTriggers = var.keda.combine_triggers
+      enabled         = local.chart.keda.enabled
+      assumeInstalled = local.chart.keda.assume_installed
+      minReplicaCount = local.chart.keda.min_replica_count
+      maxReplicaCount = local.chart.keda.max_replica_count
+      pollingInterval = local.chart.keda.polling_interval
+      cooldownPeriod  = local.chart.keda.cooldown_period
+      listLength      = coalesce(local.chart.keda.list_length, local.chart.worker.concurrency)
+      inflightTrigger = local.chart.keda.inflight_trigger
+      combineTriggers = local.chart.keda.combine_triggers
       scaleDown = {
-        stabilizationWindowSeconds = var.keda.scale_down.stabilization_window_seconds
-        podsPerPeriod              = var.keda.scale_down.pods_per_period
-        periodSeconds              = var.keda.scale_down.period_seconds
+        stabilizationWindowSeconds = local.chart.keda.scale_down.stabilization_window_seconds
+        podsPerPeriod              = local.chart.keda.scale_down.pods_per_period
+        periodSeconds              = local.chart.keda.scale_down.period_seconds
+      }
+      fallback = {
+        enabled          = local.chart.keda.fallback.enabled
+        failureThreshold = local.chart.keda.fallback.failure_threshold
+        replicas         = local.chart.keda.fallback.replicas
+        behavior         = local.chart.keda.fallback.behavior
       }
     }
     serviceAccount = {
-      create         = var.service_account.create
-      name           = var.service_account.name
-      annotations    = var.service_account.annotations
-      automountToken = var.service_account.automount_token
+      create         = local.chart.service_account.create
+      name           = local.chart.service_account.name
+      annotations    = local.chart.service_account.annotations
+      automountToken = local.chart.service_account.automount_token
     }
-    service = { port = var.service_port }
+    service = { port = local.chart.service_port }
     podDisruptionBudget = {
-      enabled        = var.pod_disruption_budget.enabled
-      maxUnavailable = var.pod_disruption_budget.max_unavailable
+      enabled                    = local.chart.pod_disruption_budget.enabled
+      maxUnavailable             = local.chart.pod_disruption_budget.max_unavailable
+      unhealthyPodEvictionPolicy = local.chart.pod_disruption_budget.unhealthy_pod_eviction_policy
     }
     networkPolicy = {
-      enabled             = var.network_policy.enabled
-      monitoringNamespace = var.network_policy.monitoring_namespace
-      redisCidr           = var.network_policy.redis_cidr
-      extraEgress         = jsondecode(var.network_policy.extra_egress_json)
+      enabled             = local.chart.network_policy.enabled
+      monitoringNamespace = var.monitoring_namespace
+      redisCidr           = local.chart.network_policy.redis_cidr
+      extraEgress         = jsondecode(local.chart.network_policy.extra_egress_json)
     }
+    scrapeAnnotations = local.chart.scrape_annotations
     podMonitor = {
-      enabled  = var.pod_monitor.enabled
-      labels   = var.pod_monitor.labels
-      interval = var.pod_monitor.interval
+      enabled  = local.chart.pod_monitor.enabled
+      labels   = local.chart.pod_monitor.labels
+      interval = local.chart.pod_monitor.interval
     }
     prometheusRule = {
-      enabled = var.prometheus_rule.enabled
-      labels  = var.prometheus_rule.labels
+      enabled = local.chart.prometheus_rule.enabled
+      labels  = local.chart.prometheus_rule.labels
     }
-    podAnnotations = var.pod_annotations
-    podLabels      = var.pod_labels
-    nodeSelector   = var.node_selector
+    podAnnotations = local.chart.pod_annotations
+    podLabels      = local.chart.pod_labels
+    nodeSelector   = local.chart.node_selector
     tolerations    = local.tolerations
-    affinity       = jsondecode(var.affinity_json)
+    affinity       = jsondecode(local.chart.affinity_json)
+    topologySpreadConstraints = [
+      for t in local.chart.topology_spread : {
+        maxSkew           = t.max_skew
+        topologyKey       = t.topology_key
+        whenUnsatisfiable = t.when_unsatisfiable
+      }
+    ]
+    priorityClassName = local.chart.priority_class_name
+    extraVolumes      = jsondecode(local.chart.extra_volumes_json)
+    extraVolumeMounts = jsondecode(local.chart.extra_volume_mounts_json)
   }
 }

@@ -1,32 +1,14 @@
 ################################################################################
-# Chart values (provider-free, unit-tested in ../values)
+# Namespace
 ################################################################################
 
-module "values" {
-  source = "../values"
+resource "kubernetes_namespace_v1" "this" {
+  count = var.manage_namespace ? 1 : 0
 
-  image                            = var.image
-  image_pull_secrets               = var.image_pull_secrets
-  name_override                    = var.name_override
-  fullname_override                = var.fullname_override
-  worker                           = var.worker
-  redis                            = var.redis
-  termination_grace_period_seconds = var.termination_grace_period_seconds
-  resources                        = var.resources
-  pod_annotations                  = var.pod_annotations
-  pod_labels                       = var.pod_labels
-  node_selector                    = var.node_selector
-  tolerations                      = var.tolerations
-  affinity_json                    = var.affinity_json
-  replica_count                    = var.replica_count
-  keda                             = var.keda
-  rollout_max_surge_percent        = var.rollout_max_surge_percent
-  service_account                  = var.service_account
-  service_port                     = var.service_port
-  pod_disruption_budget            = var.pod_disruption_budget
-  network_policy                   = var.network_policy
-  pod_monitor                      = var.pod_monitor
-  prometheus_rule                  = var.prometheus_rule
+  metadata {
+    name   = var.namespace
+    labels = var.namespace_labels
+  }
 }
 
 ################################################################################
@@ -36,22 +18,32 @@ module "values" {
 locals {
   # Relative to the working directory, so the state does not record one machine's absolute path.
   chart_path = coalesce(var.chart_path, "${path.module}/../../../helm/workflow-worker")
-  timeout    = coalesce(var.timeout_seconds, module.values.rollout_timeout_seconds)
+  # Through the resource when Terraform owns the namespace, so it exists before the release.
+  namespace         = try(kubernetes_namespace_v1.this[0].metadata[0].name, var.namespace)
+  operation_timeout = "${var.operation_timeout_seconds}s"
 }
 
 resource "helm_release" "this" {
   name             = var.release_name
   chart            = local.chart_path
-  namespace        = var.namespace
-  create_namespace = var.create_namespace
+  namespace        = local.namespace
+  create_namespace = false
 
-  # All settings in one YAML document built from typed variables; no `set` list.
-  values = [module.values.yaml]
+  # All settings in one YAML document built from the typed chart object; no `set` list.
+  values = [var.values_yaml]
 
   wait            = true
   atomic          = var.atomic
   cleanup_on_fail = true
-  timeout         = local.timeout
+  timeout         = var.timeout_seconds
   max_history     = var.max_history
   lint            = true
+
+  # Provider 3.1 cancels an operation after 20 minutes unless told otherwise, shorter than a
+  # production rollout (timeout_seconds) plus an atomic rollback.
+  timeouts = {
+    create = local.operation_timeout
+    update = local.operation_timeout
+    delete = local.operation_timeout
+  }
 }

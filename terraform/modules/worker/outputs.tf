@@ -8,6 +8,11 @@ output "namespace" {
   value       = try(helm_release.this.namespace, null)
 }
 
+output "namespace_labels" {
+  description = "Labels of the namespace Terraform manages (null when manage_namespace is false)."
+  value       = try(kubernetes_namespace_v1.this[0].metadata[0].labels, null)
+}
+
 output "revision" {
   description = "Deployed revision of the release."
   value       = try(helm_release.this.metadata.revision, null)
@@ -18,17 +23,12 @@ output "status" {
   value       = try(helm_release.this.status, null)
 }
 
-output "values_yaml" {
-  description = "The values passed to the chart (no secrets: the Redis password stays in its Secret)."
-  value       = module.values.yaml
-}
-
-output "app_name" {
-  description = "Value of the pods' app.kubernetes.io/name label."
-  value       = module.values.app_name
-}
-
 output "timeout_seconds" {
   description = "Helm timeout used for install and upgrade."
-  value       = local.timeout
+  value       = var.timeout_seconds
+}
+
+output "operation_timeout" {
+  description = "The provider's create/update/delete timeouts."
+  value       = local.operation_timeout
 }

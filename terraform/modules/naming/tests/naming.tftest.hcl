@@ -26,6 +26,34 @@ run "names_derive_from_the_workspace" {
     condition     = output.labels["workflow-worker/environment"] == "hmg" && output.labels["app.kubernetes.io/managed-by"] == "terraform"
     error_message = "labels do not carry the environment and the manager"
   }
+  # The namespace enforces the restricted Pod Security Standard by default.
+  assert {
+    condition     = output.namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted" && output.namespace_labels["pod-security.kubernetes.io/warn"] == "restricted" && output.namespace_labels["pod-security.kubernetes.io/audit"] == "restricted"
+    error_message = "the namespace does not enforce, warn and audit the restricted Pod Security Standard"
+  }
+  assert {
+    condition     = output.namespace_labels["workflow-worker/environment"] == "hmg"
+    error_message = "the namespace labels lost the common labels"
+  }
+}
+
+run "a_laxer_enforced_level_still_warns_at_restricted" {
+  command = plan
+  variables {
+    pod_security_level = "baseline"
+  }
+  assert {
+    condition     = output.namespace_labels["pod-security.kubernetes.io/enforce"] == "baseline" && output.namespace_labels["pod-security.kubernetes.io/warn"] == "restricted"
+    error_message = "pod_security_level must set enforce only"
+  }
+}
+
+run "refuses_an_unknown_pod_security_level" {
+  command = plan
+  variables {
+    pod_security_level = "strict"
+  }
+  expect_failures = [var.pod_security_level]
 }
 
 run "explicit_namespace_and_labels_are_kept" {
