@@ -11,7 +11,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.faults.harness import FAULTS, Config, run_faults
+from bench.faults.checker import History, judge
+from bench.faults.harness import FAULTS, QUEUE, Config, run_faults
+from workflow_worker.local.devstack import RedisServer
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,7 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--only", nargs="*", choices=FAULTS, help="inject only these faults")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and data here")
+    parser.add_argument("--rejudge", type=Path, default=None, help="judge a kept run again")
     args = parser.parse_args(argv)
+    if args.rejudge:
+        return rejudge(args.rejudge)
     cfg = Config(
         seconds=args.minutes * 60,
         workers=args.workers,
@@ -53,6 +58,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{label}: {', '.join(items[:20])}")
     print(f"logs and data: {workdir}")
     return 0 if report.ok() else 1
+
+
+def rejudge(workdir: Path) -> int:
+    """Judge the data and history a run left in `workdir` again (after a checker change)."""
+    newest = max(
+        workdir.glob("redis-*"), key=lambda d: max(f.stat().st_mtime for f in d.rglob("*"))
+    )
+    server = RedisServer(newest, appendonly=True)
+    server.start()
+    try:
+        verdict = judge(server.url, QUEUE, History.load(workdir / "history.json"))
+    finally:
+        server.stop()
+    width = max(len(name) for name, _ in verdict.rows())
+    for name, value in verdict.rows():
+        print(f"| {name:<{width}} | {value} |")
+    if verdict.uncounted:
+        print("uncounted duplicates:", ", ".join(verdict.uncounted[:20]))
+    return 0 if verdict.ok() else 1
 
 
 if __name__ == "__main__":

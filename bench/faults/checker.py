@@ -19,6 +19,7 @@ The verdicts:
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -61,6 +62,32 @@ class History:
     kills: dict[int, float] = field(default_factory=dict)
     faults: Counter[str] = field(default_factory=Counter)
     logs: list[Path] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        """Keep what the checker needs beside the run's data (to judge it again later)."""
+        data = {
+            "ids": self.ids,
+            "due": self.due,
+            "huge": self.huge,
+            "groups": self.groups,
+            "kills": {str(pid): t for pid, t in self.kills.items()},
+            "faults": dict(self.faults),
+            "logs": [str(p) for p in self.logs],
+        }
+        path.write_text(json.dumps(data))
+
+    @classmethod
+    def load(cls, path: Path) -> History:
+        data = json.loads(path.read_text())
+        return cls(
+            ids=data["ids"],
+            due=data["due"],
+            huge=data["huge"],
+            groups=data["groups"],
+            kills={int(pid): t for pid, t in data["kills"].items()},
+            faults=Counter(data["faults"]),
+            logs=[Path(p) for p in data["logs"]],
+        )
 
 
 @dataclass
@@ -183,12 +210,24 @@ def _dead_ids(client: redis.Redis, keys: QueueKeys) -> dict[str, dict[str, Any]]
 
 
 def _explained(runs: list[Execution], flagged: int, kills: dict[int, float]) -> tuple[int, int]:
-    """(extra completions explained by kills, extra completions left unexplained)."""
+    """(extra completions explained by kills, extra completions left unexplained).
+
+    Each completion after the first needs a reason: a completion its worker flagged as a
+    duplicate, or the previous completion's worker killed after that completion ended and
+    before this one started (its acknowledgement never landed, so the job was re-delivered).
+    """
     ended = [e for e in runs if e.end is not None]
-    extra = max(0, len(ended) - 1)
-    killed = sum(1 for e in ended if e.pid in kills and e.end is not None and kills[e.pid] >= e.end)
-    explained_by_kill = min(extra, killed)
-    return explained_by_kill, max(0, extra - explained_by_kill - flagged)
+    by_kill = left = 0
+    for before, after in itertools.pairwise(ended):
+        killed = kills.get(before.pid)
+        assert before.end is not None
+        if killed is not None and before.end <= killed <= after.start:
+            by_kill += 1
+        elif flagged > 0:
+            flagged -= 1
+        else:
+            left += 1
+    return by_kill, left
 
 
 def judge(url: str, queue: str, history: History) -> Verdict:

@@ -347,6 +347,7 @@ class Driver:
             self.proxy.stop()
         try:
             self.history.logs = self.fleet.logs()
+            self.history.save(self.workdir / "history.json")
             verdict = judge(self.server.url, QUEUE, self.history)
         finally:
             for server in self.servers:
