@@ -127,14 +127,20 @@ class Liveness:
         try:
             while True:
                 now = time.monotonic()
-                if now >= due:
-                    self._renew(script)
-                    due = now + interval
                 busy = bool(self.running())
-                if busy:
-                    self._sample()
-                else:
-                    self._block = None
+                try:
+                    if now >= due:
+                        self._renew(script)
+                        due = now + interval
+                    if busy:
+                        self._sample()
+                    else:
+                        self._block = None
+                except Exception:
+                    # A bug here must not end the thread: a worker whose lease is never renewed
+                    # again looks dead to the fleet while it goes on running jobs.
+                    log.exception("liveness check failed")
+                    due = min(due, now + interval)
                 wait = due - time.monotonic()
                 if busy:
                     wait = min(wait, self._sample_every)
