@@ -140,7 +140,8 @@ class Liveness:
                     # A bug here must not end the thread: a worker whose lease is never renewed
                     # again looks dead to the fleet while it goes on running jobs.
                     log.exception("liveness check failed")
-                    due = min(due, now + interval)
+                    if now >= due:
+                        due = now + interval
                 wait = due - time.monotonic()
                 if busy:
                     wait = min(wait, self._sample_every)
