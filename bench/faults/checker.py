@@ -108,6 +108,7 @@ class Verdict:
     early: list[str]
     huge_wrong: list[str]
     executions: int
+    worst_kill_redelivery: float = 0.0
 
     def ok(self) -> bool:
         return not (
@@ -135,6 +136,7 @@ class Verdict:
             ("id-less groups short of completions", len(self.short_groups)),
             ("delayed jobs started early", len(self.early)),
             ("oversized messages not dead-lettered whole", len(self.huge_wrong)),
+            ("worst redelivery after a SIGKILL (s)", f"{self.worst_kill_redelivery:.2f}"),
         ]
 
 
@@ -276,7 +278,23 @@ def judge(url: str, queue: str, history: History) -> Verdict:
         early=early,
         huge_wrong=huge_wrong,
         executions=sum(len(r) for r in runs.values()),
+        worst_kill_redelivery=_worst_redelivery(runs, history.kills),
     )
+
+
+def _worst_redelivery(runs: dict[str, list[Execution]], kills: dict[int, float]) -> float:
+    """Longest time from a SIGKILL to a job that was running on the killed worker (and had not
+    ended) starting on another worker."""
+    worst = 0.0
+    for job_runs in runs.values():
+        for i, e in enumerate(job_runs):
+            killed = kills.get(e.pid)
+            if killed is None or e.start > killed or e.end or e.cancelled or e.failed:
+                continue
+            later = [r.start for r in job_runs[i + 1 :] if r.pid != e.pid and r.start >= killed]
+            if later:
+                worst = max(worst, later[0] - killed)
+    return worst
 
 
 def _group_completions(client: redis.Redis) -> dict[str, int]:
