@@ -43,6 +43,6 @@ def test_every_fault_loses_nothing_and_every_duplicate_is_counted(tmp_path: Path
     assert verdict.huge_wrong == []
     assert report.slow_drains == []
     assert report.proxy_events > 0
-    # (The redelivery delay is reported, not judged: kills here overlap stalls and partitions.)
-    assert verdict.worst_kill_redelivery > 0
+    # The redelivery delay is in the printed table, not judged here: kills overlap stalls and
+    # partitions, which delay it by design; tests/test_process.py judges it alone.
     assert report.ok()
