@@ -171,6 +171,37 @@ def test_a_workflow_that_blocks_the_event_loop_keeps_its_lease(
 
 
 @pytest.mark.slow
+def test_a_loop_blocked_past_the_stall_limit_gives_its_jobs_back(
+    spawn_worker: Spawn, sync_redis: redis.Redis, redis_url: str
+) -> None:
+    """Past WORKER_LOOP_STALL_LIMIT a blocked worker stops renewing its lease: the fleet takes
+    the job back and runs it elsewhere, the blocked worker drops it once free (a counted
+    duplicate and a lost lease), and a job that blocks every worker it reaches ends in the
+    dead-letter list like one that kills its worker."""
+    env = {
+        "WORKER_WORKFLOWS": FLOWS,
+        "WORKER_LEASE_SECONDS": "1.5",
+        "WORKER_LOOP_STALL_LIMIT": "2",
+        "WORKER_CRASH_REDELIVERY_LIMIT": "1",
+        "WORKER_LOG_LEVEL": "INFO",
+    }
+    stuck = spawn_worker(WORKER_CONCURRENCY="1", **env)
+    (job_id,) = enqueue(redis_url, [JobSpec("block", {"tag": "stall", "seconds": 9})])
+    wait_until(lambda: runs(sync_redis, "stall"), timeout=15)
+    other = spawn_worker(**env)
+    wait_until(
+        lambda: any(r["pid"] == other.proc.pid for r in runs(sync_redis, "stall")), timeout=30
+    )
+    wait_until(lambda: metric(stuck, "workflow_leases_lost_total") >= 1, timeout=30)
+    assert metric(stuck, "workflow_duplicate_completions_total") >= 1
+    assert any("no longer renewing" in r.get("message", "") for r in stuck.log_records())
+    wait_until(lambda: states(sync_redis, [job_id])["dead"] == 1, timeout=60)
+    entry = json.loads(sync_redis.lindex(KEYS.dead, 0) or b"{}")
+    assert entry["kind"] == "crash_budget"
+    assert sync_redis.hlen(KEYS.processing) == 0
+
+
+@pytest.mark.slow
 def test_a_huge_message_never_wedges_the_worker(
     spawn_worker: Spawn, sync_redis: redis.Redis, redis_url: str
 ) -> None:
