@@ -21,6 +21,11 @@ tools:
 test *args: tools lint typecheck
     python -m pytest -n 4 --dist worksteal {{ args }}
 
+# Build the Dockerfile with podman (no Docker engine) and run the image locked down against a local Redis (about 2 min)
+[group('dev')]
+image-test *args: tools
+    python -m pytest -p no:cacheprovider -m image tests/test_image.py {{ args }}
+
 # ruff lint and format check
 [group('dev')]
 lint:
