@@ -166,4 +166,7 @@ Checks that cannot be expressed in values.schema.json. Included by the Deploymen
 {{- if and .Values.redis.sentinel.passwordFromSecret (not .Values.redis.existingSecret) }}
 {{- fail "redis.sentinel.passwordFromSecret needs redis.existingSecret" }}
 {{- end }}
+{{- if and .Values.podDeletionCost.enabled (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "podDeletionCost.enabled grants the pods' ServiceAccount the right to patch pods; give them their own (serviceAccount.create=true or serviceAccount.name), not the namespace's default one" }}
+{{- end }}
 {{- end }}
