@@ -48,6 +48,7 @@ module "worker" {
   network_policy                   = var.network_policy
   pod_monitor                      = var.pod_monitor
   prometheus_rule                  = var.prometheus_rule
+  pod_deletion_cost                = var.pod_deletion_cost
 }
 
 ################################################################################

@@ -688,4 +688,30 @@ variable "prometheus_rule" {
   default  = {}
   nullable = false
 }
+
+variable "pod_deletion_cost" {
+  description = <<-EOT
+    Scale-in that removes idle pods first: each worker keeps its pod's pod-deletion-cost annotation
+    equal to its running jobs. enabled (false; adds a Role with patch on the namespace's pods and
+    mounts the API token: use a namespace of its own), interval_seconds between two PATCHes of one
+    pod at most (30), api_server_cidr allowed for egress on 443/6443 when the NetworkPolicy is on
+    ("0.0.0.0/0").
+  EOT
+  type = object({
+    enabled          = optional(bool, false)
+    interval_seconds = optional(number, 30)
+    api_server_cidr  = optional(string, "0.0.0.0/0")
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.pod_deletion_cost.interval_seconds == floor(var.pod_deletion_cost.interval_seconds) && var.pod_deletion_cost.interval_seconds >= 1 && var.pod_deletion_cost.interval_seconds <= 3600
+    error_message = "pod_deletion_cost.interval_seconds must be a whole number from 1 to 3600."
+  }
+  validation {
+    condition     = can(cidrhost(var.pod_deletion_cost.api_server_cidr, 0))
+    error_message = "pod_deletion_cost.api_server_cidr must be a CIDR block such as 10.0.0.0/8."
+  }
+}
 # ==== END chart value variables ====

@@ -134,6 +134,11 @@ locals {
       enabled = var.prometheus_rule.enabled
       labels  = var.prometheus_rule.labels
     }
+    podDeletionCost = {
+      enabled         = var.pod_deletion_cost.enabled
+      intervalSeconds = var.pod_deletion_cost.interval_seconds
+      apiServerCidr   = var.pod_deletion_cost.api_server_cidr
+    }
     podAnnotations = var.pod_annotations
     podLabels      = var.pod_labels
     nodeSelector   = var.node_selector

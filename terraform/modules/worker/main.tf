@@ -27,6 +27,7 @@ module "values" {
   network_policy                   = var.network_policy
   pod_monitor                      = var.pod_monitor
   prometheus_rule                  = var.prometheus_rule
+  pod_deletion_cost                = var.pod_deletion_cost
 }
 
 ################################################################################

@@ -515,3 +515,26 @@ run "rejects_bad_pod_monitor_interval" {
   variables { pod_monitor = { interval = "30 seconds" } }
   expect_failures = [var.pod_monitor]
 }
+
+run "pod_deletion_cost_is_rendered_in_chart_keys" {
+  command = apply
+  variables { pod_deletion_cost = { enabled = true, interval_seconds = 45, api_server_cidr = "172.20.0.0/16" } }
+
+  # The chart reads podDeletionCost.{enabled,intervalSeconds,apiServerCidr}.
+  assert {
+    condition     = yamldecode(output.yaml).podDeletionCost == { enabled = true, intervalSeconds = 45, apiServerCidr = "172.20.0.0/16" }
+    error_message = "pod_deletion_cost must render as podDeletionCost"
+  }
+}
+
+run "rejects_pod_deletion_cost_interval_below_a_second" {
+  command = plan
+  variables { pod_deletion_cost = { enabled = true, interval_seconds = 0.5 } }
+  expect_failures = [var.pod_deletion_cost]
+}
+
+run "rejects_pod_deletion_cost_bad_cidr" {
+  command = plan
+  variables { pod_deletion_cost = { api_server_cidr = "the api server" } }
+  expect_failures = [var.pod_deletion_cost]
+}
