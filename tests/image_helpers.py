@@ -40,6 +40,9 @@ SUITE = "bookworm"
 # groupadd/useradd, and CA certificates for pip.
 BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "passwd", "ca-certificates")
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+# Building is heavy (apt, pip, layer copies) and runs next to timing-sensitive tests under
+# pytest-xdist: it yields the CPU to them.
+NICE = ("nice", "-n", "15")
 # The test machines' hard limit on open files is below podman's default request.
 ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096")
 
@@ -75,8 +78,8 @@ def base_tarball(timeout: float = 300) -> Path:
             partial = target.with_suffix(".partial.tar")
             _run(
                 [
-                    "mmdebstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES),
-                    SUITE, str(partial),
+                    *NICE, "mmdebstrap", "--variant=minbase",
+                    "--include=" + ",".join(BASE_PACKAGES), SUITE, str(partial),
                 ],
                 timeout,
             )  # fmt: skip
@@ -108,9 +111,12 @@ class Podman:
         tmp.mkdir(exist_ok=True)
         return {**os.environ, "TMPDIR": str(tmp)}
 
-    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, timeout: float = 60, nice: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         """Run one podman command; fail with its output when it exits non-zero."""
-        return _run([*self.base_args(), *args], timeout, self.env())
+        prefix = list(NICE) if nice else []
+        return _run([*prefix, *self.base_args(), *args], timeout, self.env())
 
     def try_(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run one podman command and return whatever it did."""
@@ -135,7 +141,7 @@ class Podman:
 
     def import_base(self, tarball: Path, tag: str) -> None:
         """Turn a root filesystem tarball into a local image."""
-        self("import", "--change", 'CMD ["python3"]', str(tarball), tag, timeout=180)
+        self("import", "--change", 'CMD ["python3"]', str(tarball), tag, timeout=180, nice=True)
 
     def build(self, context: Path, tag: str, build_args: dict[str, str], timeout: float) -> float:
         """Build `context`'s Dockerfile the way CI would, with pip trusting this machine's CA
@@ -147,7 +153,7 @@ class Podman:
             args += ["--build-arg", f"{name}={value}"]
         args += ["--secret", f"id=pip-conf,src={pip_conf}", "--secret", f"id=pip-ca,src={HOST_CA}"]
         started = time.monotonic()
-        self(*args, "-t", tag, str(context), timeout=timeout)
+        self(*args, "-t", tag, str(context), timeout=timeout, nice=True)
         return time.monotonic() - started
 
     def run_detached(self, image: str, name: str, env: dict[str, str]) -> None:
