@@ -3,7 +3,8 @@
 podman (Debian's, no Docker engine) builds the Dockerfile over a local Debian base, then runs it
 with a read-only root filesystem, no capabilities and the image's own user, against this test's
 Redis on 127.0.0.1. One test does it all because the build takes a minute or two: split over
-tests, pytest-xdist would build the image once per process that picked one up.
+tests, pytest-xdist would build the image once per process that picked one up. `just test` runs
+it after the parallel suite, alone, so the build does not slow timing-sensitive tests.
 
 Missing tools are a failure, never a skip (scripts/install-tools.sh installs them, as root): a
 skip would let CI pass without the image ever being built. Deselect it on purpose with
