@@ -300,10 +300,19 @@ def test_enabled_without_pod_identity_fails_naming_the_variable(missing: str) ->
     ],
 )
 def test_bad_values_are_refused(variable: str, value: str) -> None:
-    """A bad flag, an interval below one second or a non-numeric port is a start-up error."""
+    """With the feature on, a bad flag, an interval below one second or a non-numeric API port
+    is a start-up error naming the variable."""
+    env = {"WORKER_POD_DELETION_COST": "1", "POD_NAME": "p", "KUBERNETES_SERVICE_HOST": "10.0.0.1"}
     with pytest.raises(ConfigError) as info:
-        Settings.from_env({variable: value})
+        Settings.from_env({**env, variable: value})
     assert info.value.variable == variable
+
+
+def test_kubernetes_variables_are_ignored_when_off() -> None:
+    """A worker outside Kubernetes, or with the feature off, is not stopped by odd values of
+    variables it does not use."""
+    settings = Settings.from_env({"KUBERNETES_SERVICE_PORT": "tcp://10.0.0.1:443"})
+    assert settings.pod_deletion_cost is False
 
 
 def test_missing_token_or_namespace_fails_at_start_up(tmp_path: Path) -> None:

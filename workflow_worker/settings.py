@@ -136,7 +136,7 @@ class Settings:
     pod_name: str = ""
     pod_namespace: str = ""
     kubernetes_service_host: str = ""
-    kubernetes_service_port: int = 443
+    kubernetes_service_port: str = "443"
 
     def __post_init__(self) -> None:
         if not self.queues:
@@ -168,6 +168,8 @@ class Settings:
         for var, (value, allowed) in needed.items():
             if not value:
                 raise ConfigError(var, value, f"{allowed}, needed by WORKER_POD_DELETION_COST=1")
+        # Read only when the feature is on: an unused variable must not stop a worker.
+        _int("KUBERNETES_SERVICE_PORT", self.kubernetes_service_port, 1, 65535)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -251,5 +253,5 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "pod_name": _p("POD_NAME", lambda _v, r: r.strip()),
     "pod_namespace": _p("POD_NAMESPACE", lambda _v, r: r.strip()),
     "kubernetes_service_host": _p("KUBERNETES_SERVICE_HOST", lambda _v, r: r.strip()),
-    "kubernetes_service_port": _p("KUBERNETES_SERVICE_PORT", lambda v, r: _int(v, r, 1, 65535)),
+    "kubernetes_service_port": _p("KUBERNETES_SERVICE_PORT", lambda _v, r: r.strip()),
 }
