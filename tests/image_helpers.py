@@ -66,7 +66,7 @@ def _run(
     return proc
 
 
-def base_tarball(timeout: float = 300) -> Path:
+def base_tarball(timeout: float = 900) -> Path:
     """The cached Debian root filesystem tarball, made with mmdebstrap on first use."""
     key = hashlib.sha256(f"{SUITE} {' '.join(BASE_PACKAGES)}".encode()).hexdigest()[:12]
     target = CACHE / f"debian-{SUITE}-python-{key}.tar"
