@@ -12,11 +12,15 @@
 #   ENV WORKER_WORKFLOWS=myflows.registry:WORKFLOWS
 
 ARG PYTHON_VERSION=3.12
+# Base of both stages: a Debian-based image with Python 3.11+ on PATH as `python`, `apt-get`,
+# `groupadd` and `useradd`. Production keeps the official slim image; `just image-test` passes a
+# local Debian root filesystem instead.
+ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim
 
 ############################
 # Builder: compilers allowed
 ############################
-FROM python:${PYTHON_VERSION}-slim AS builder
+FROM ${BASE_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -34,17 +38,24 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY workflow_worker/ workflow_worker/
-RUN pip wheel --no-deps --wheel-dir /wheels . \
+# Optional build secrets for pip, never stored in a layer: `pip-conf` (a pip.conf: a private index, a proxy)
+# and `pip-ca` (a CA bundle, which that file names as `cert = /run/secrets/pip-ca`), e.g.
+#   docker build --secret id=pip-conf,src=pip.conf --secret id=pip-ca,src=ca.crt ...
+RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip-ca \
+    pip wheel --no-deps --wheel-dir /wheels . \
     && pip install /wheels/*.whl
 
 # Space-separated pip requirement specifiers installed next to the worker (your workflow packages).
 ARG EXTRA_REQUIREMENTS=""
-RUN if [ -n "$EXTRA_REQUIREMENTS" ]; then pip install $EXTRA_REQUIREMENTS; fi
+RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip-ca \
+    if [ -n "$EXTRA_REQUIREMENTS" ]; then pip install $EXTRA_REQUIREMENTS; fi
 
 ############################
 # Runtime: no build tools
 ############################
-FROM python:${PYTHON_VERSION}-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="workflow-worker" \
       org.opencontainers.image.description="Reliable Redis-list job worker for asyncio workflows" \

@@ -16,10 +16,16 @@ demo jobs="200" workers="2":
 tools:
     scripts/install-tools.sh
 
-# Lint, type-check and run the whole test suite (what CI runs)
+# Lint, type-check and run the whole test suite (what CI runs); the image test runs last, alone
 [group('dev')]
 test *args: tools lint typecheck
-    python -m pytest -n 4 --dist worksteal {{ args }}
+    python -m pytest -n 4 --dist worksteal -m "not image" {{ args }}
+    {{ if args == "" { "python -m pytest -p no:cacheprovider -m image tests/test_image.py" } else { "true" } }}
+
+# Build the Dockerfile with podman (no Docker engine) and run the image locked down against a local Redis (about 2 min)
+[group('dev')]
+image-test *args: tools
+    python -m pytest -p no:cacheprovider -m image tests/test_image.py {{ args }}
 
 # ruff lint and format check
 [group('dev')]

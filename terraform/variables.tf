@@ -313,6 +313,11 @@ variable "chart" {
       enabled = optional(bool, false)
       labels  = optional(map(string), {})
     }), {})
+    pod_deletion_cost = optional(object({
+      enabled          = optional(bool, false)
+      interval_seconds = optional(number, 30)
+      api_server_cidr  = optional(string, "0.0.0.0/0")
+    }), {})
     pod_annotations = optional(map(string), {})
     pod_labels      = optional(map(string), {})
     node_selector   = optional(map(string), {})

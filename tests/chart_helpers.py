@@ -173,7 +173,10 @@ def _secret_value(secrets: Mapping[str, Mapping[str, str]], ref: Mapping[str, st
 
 
 def _container_env(
-    objects: list[Manifest], container: Mapping[str, Any], secrets: Mapping[str, Mapping[str, str]]
+    objects: list[Manifest],
+    container: Mapping[str, Any],
+    secrets: Mapping[str, Mapping[str, str]],
+    fields: Mapping[str, str],
 ) -> dict[str, str]:
     config_maps = {m["metadata"]["name"]: m.get("data", {}) for m in by_kind(objects, "ConfigMap")}
     env: dict[str, str] = {}
@@ -185,6 +188,8 @@ def _container_env(
     for item in container.get("env", []):
         if "value" in item:
             env[item["name"]] = item["value"]
+        elif "fieldRef" in item["valueFrom"]:
+            env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             ref = item["valueFrom"]["secretKeyRef"]
             env[item["name"]] = secrets[ref["name"]][ref["key"]]
@@ -212,15 +217,18 @@ def _write_secret_volumes(
 
 
 def pod_environment(
-    manifests: Iterable[Manifest], secrets: Mapping[str, Mapping[str, str]], root: Path
+    manifests: Iterable[Manifest],
+    secrets: Mapping[str, Mapping[str, str]],
+    root: Path,
+    fields: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """What the kubelet would hand the worker container: its ConfigMap (`envFrom`) and `env`, with
-    `secretKeyRef`s read from `secrets` ({name: {key: value}}); Secret volumes are written under
-    `root` and every path in the result is moved there, as if the container's filesystem were
-    `root`."""
+    `secretKeyRef`s read from `secrets` ({name: {key: value}}) and downward-API `fieldRef`s from
+    `fields` ({fieldPath: value}); Secret volumes are written under `root` and every path in the
+    result is moved there, as if the container's filesystem were `root`."""
     objects = list(manifests)
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
-    env = _container_env(objects, pod["containers"][0], secrets)
+    env = _container_env(objects, pod["containers"][0], secrets, fields or {})
     moved = _write_secret_volumes(pod, secrets, root)
     for name, value in env.items():
         for mount_path, folder in moved.items():

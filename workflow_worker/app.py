@@ -38,6 +38,7 @@ from workflow_worker.errors import ConfigError
 from workflow_worker.ops.http import Health, create_app, start_http
 from workflow_worker.ops.logs import flush_logs
 from workflow_worker.ops.metrics import Metrics
+from workflow_worker.ops.podcost import PodDeletionCost
 from workflow_worker.settings import Settings
 from workflow_worker.workflows.context import WorkflowRegistry
 from workflow_worker.workflows.registry import check_rate_limits, load_registry
@@ -91,6 +92,10 @@ class Worker:
                 self.settings, self.metrics, self.workflows, http, lambda: consumer.worker_id
             )
             consumer = Consumer(self.settings, lanes, self.metrics, executor)
+            # Built before anything starts, so a missing token or pod identity stops start-up.
+            pod_cost = PodDeletionCost.from_settings(
+                self.settings, lambda: len(consumer.running), self.prom
+            )
             chores = Chores(self.settings, consumer, self.metrics)
             executor.on_due = chores.wake_promoter
             health = Health(
@@ -107,6 +112,8 @@ class Worker:
             for lane in lanes:
                 lane.batcher.start()
             background = [asyncio.create_task(chores.ticker(), name="ticker")]
+            if pod_cost is not None:
+                background.append(pod_cost.start())  # chores.stop(background) cancels it
             liveness = self.liveness = self._liveness(lanes, consumer, chores)
             try:
                 if await self._register(chores):

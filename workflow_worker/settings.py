@@ -162,6 +162,12 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "INFO"
     log_flush_interval: float = 0.2
+    pod_deletion_cost: bool = False
+    pod_deletion_cost_interval: float = 30.0
+    pod_name: str = ""
+    pod_namespace: str = ""
+    kubernetes_service_host: str = ""
+    kubernetes_service_port: str = "443"
 
     def __post_init__(self) -> None:
         if not self.queues:
@@ -175,6 +181,8 @@ class Settings:
             # A TLS file next to a plaintext URL would otherwise mean plaintext without a word.
             if value and urlsplit(self.redis_url).scheme != "rediss":
                 raise ConfigError(var, value, "set only with a rediss:// REDIS_URL")
+        if self.pod_deletion_cost:
+            self._check_pod_identity()
         if self.benchmark_min_seconds > self.benchmark_max_seconds:
             raise ConfigError(
                 "WORKER_BENCHMARK_MIN_SECONDS",
@@ -187,6 +195,21 @@ class Settings:
                 str(self.retry_backoff_seconds),
                 f"at most WORKER_RETRY_BACKOFF_MAX_SECONDS ({self.retry_backoff_max_seconds:g})",
             )
+
+    def _check_pod_identity(self) -> None:
+        """WORKER_POD_DELETION_COST needs to know which pod it is and where the API server is."""
+        needed = {
+            "POD_NAME": (self.pod_name, "the pod's name (downward API metadata.name)"),
+            "KUBERNETES_SERVICE_HOST": (
+                self.kubernetes_service_host,
+                "the API server address Kubernetes sets in every pod",
+            ),
+        }
+        for var, (value, allowed) in needed.items():
+            if not value:
+                raise ConfigError(var, value, f"{allowed}, needed by WORKER_POD_DELETION_COST=1")
+        # Read only when the feature is on: an unused variable must not stop a worker.
+        _int("KUBERNETES_SERVICE_PORT", self.kubernetes_service_port, 1, 65535)
 
     @property
     def claim_limit(self) -> int:
@@ -287,4 +310,12 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "log_format": _p("WORKER_LOG_FORMAT", lambda v, r: _choice(v, r, _LOG_FORMATS)),
     "log_level": _p("WORKER_LOG_LEVEL", lambda v, r: _choice(v, r, _LOG_LEVELS, upper=True)),
     "log_flush_interval": _p("WORKER_LOG_FLUSH_INTERVAL", lambda v, r: _float(v, r, 0, 60)),
+    "pod_deletion_cost": _p("WORKER_POD_DELETION_COST", _bool),
+    "pod_deletion_cost_interval": _p(
+        "WORKER_POD_DELETION_COST_INTERVAL", lambda v, r: _float(v, r, 1, 3600)
+    ),
+    "pod_name": _p("POD_NAME", lambda _v, r: r.strip()),
+    "pod_namespace": _p("POD_NAMESPACE", lambda _v, r: r.strip()),
+    "kubernetes_service_host": _p("KUBERNETES_SERVICE_HOST", lambda _v, r: r.strip()),
+    "kubernetes_service_port": _p("KUBERNETES_SERVICE_PORT", lambda _v, r: r.strip()),
 }

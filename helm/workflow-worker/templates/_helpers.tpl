@@ -192,6 +192,9 @@ Checks that cannot be expressed in values.schema.json. Included by the Deploymen
 {{- if and .Values.keda.enabled .Values.keda.fallback.enabled (gt (int .Values.keda.fallback.replicas) (int .Values.keda.maxReplicaCount)) }}
 {{- fail (printf "keda.fallback.replicas (%d) must not exceed keda.maxReplicaCount (%d)" (int .Values.keda.fallback.replicas) (int .Values.keda.maxReplicaCount)) }}
 {{- end }}
+{{- if and .Values.podDeletionCost.enabled (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "podDeletionCost.enabled grants the pods' ServiceAccount the right to patch pods; give them their own (serviceAccount.create=true or serviceAccount.name), not the namespace's default one" }}
+{{- end }}
 {{- end }}
 
 {{/*

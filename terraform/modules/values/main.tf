@@ -199,6 +199,11 @@ locals {
       enabled = local.chart.prometheus_rule.enabled
       labels  = local.chart.prometheus_rule.labels
     }
+    podDeletionCost = {
+      enabled         = local.chart.pod_deletion_cost.enabled
+      intervalSeconds = local.chart.pod_deletion_cost.interval_seconds
+      apiServerCidr   = local.chart.pod_deletion_cost.api_server_cidr
+    }
     podAnnotations = local.chart.pod_annotations
     podLabels      = local.chart.pod_labels
     nodeSelector   = local.chart.node_selector

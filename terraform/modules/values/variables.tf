@@ -28,6 +28,11 @@ variable "chart" {
       unhealthy_pod_eviction_policy (AlwaysAllow | IfHealthyBudget) }, network_policy { enabled,
       redis_cidr, extra_egress_json } (its monitoring namespace is the scrape config's),
       scrape_annotations, pod_monitor { enabled, labels, interval }, prometheus_rule { enabled, labels }.
+    - pod_deletion_cost { enabled (each worker keeps its pod's pod-deletion-cost annotation equal to
+      its running jobs, so scale-in removes idle pods first; adds a Role with patch on the
+      namespace's pods and mounts the API token: use a namespace of its own), interval_seconds
+      (at most one PATCH per pod per this many seconds, 1-3600), api_server_cidr (egress on
+      443/6443 when the NetworkPolicy is on) }.
     - pod_annotations, pod_labels, node_selector, tolerations, affinity_json, topology_spread
       [{ max_skew, topology_key, when_unsatisfiable }], priority_class_name, extra_volumes_json,
       extra_volume_mounts_json (JSON lists of Kubernetes Volume / VolumeMount objects).
@@ -170,6 +175,11 @@ variable "chart" {
     prometheus_rule = optional(object({
       enabled = optional(bool, false)
       labels  = optional(map(string), {})
+    }), {})
+    pod_deletion_cost = optional(object({
+      enabled          = optional(bool, false)
+      interval_seconds = optional(number, 30)
+      api_server_cidr  = optional(string, "0.0.0.0/0")
     }), {})
     pod_annotations = optional(map(string), {})
     pod_labels      = optional(map(string), {})
@@ -448,6 +458,14 @@ variable "chart" {
   validation {
     condition     = can(regex("^[0-9]+(ms|s|m|h)$", var.chart.pod_monitor.interval))
     error_message = "chart.pod_monitor.interval must be a Prometheus duration such as 30s or 1m."
+  }
+  validation {
+    condition     = var.chart.pod_deletion_cost.interval_seconds == floor(var.chart.pod_deletion_cost.interval_seconds) && var.chart.pod_deletion_cost.interval_seconds >= 1 && var.chart.pod_deletion_cost.interval_seconds <= 3600
+    error_message = "chart.pod_deletion_cost.interval_seconds must be a whole number from 1 to 3600."
+  }
+  validation {
+    condition     = can(cidrhost(var.chart.pod_deletion_cost.api_server_cidr, 0))
+    error_message = "chart.pod_deletion_cost.api_server_cidr must be a CIDR block such as 10.0.0.0/8."
   }
 }
 

@@ -289,6 +289,18 @@ run "platform_settings_are_rendered_in_chart_keys" {
   }
 }
 
+run "pod_deletion_cost_is_rendered_in_chart_keys" {
+  command = plan
+  variables {
+    chart = merge(var.base, { pod_deletion_cost = { enabled = true, interval_seconds = 45, api_server_cidr = "172.20.0.0/16" } })
+  }
+  # The chart reads podDeletionCost.{enabled,intervalSeconds,apiServerCidr}.
+  assert {
+    condition     = output.values.podDeletionCost == { enabled = true, intervalSeconds = 45, apiServerCidr = "172.20.0.0/16" }
+    error_message = "pod_deletion_cost not rendered as podDeletionCost"
+  }
+}
+
 ################################################################################
 # One negative run per validation rule
 ################################################################################
@@ -741,4 +753,22 @@ run "rejects_short_helm_timeout" {
   command = plan
   variables { helm_timeout_seconds = 120 }
   expect_failures = [var.helm_timeout_seconds]
+}
+
+run "rejects_fractional_pod_deletion_cost_interval" {
+  command = plan
+  variables { chart = merge(var.base, { pod_deletion_cost = { enabled = true, interval_seconds = 0.5 } }) }
+  expect_failures = [var.chart]
+}
+
+run "rejects_pod_deletion_cost_interval_above_an_hour" {
+  command = plan
+  variables { chart = merge(var.base, { pod_deletion_cost = { interval_seconds = 3601 } }) }
+  expect_failures = [var.chart]
+}
+
+run "rejects_bad_api_server_cidr" {
+  command = plan
+  variables { chart = merge(var.base, { pod_deletion_cost = { api_server_cidr = "the api server" } }) }
+  expect_failures = [var.chart]
 }
