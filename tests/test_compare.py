@@ -101,7 +101,7 @@ def test_quick_comparison_reports_every_system_and_column(tmp_path: Path) -> Non
         assert all(plausible(h, c) for h, c in zip(prod_header[2:], row[2:], strict=True)), row
 
     assert "## Targets" in text
-    assert "FAILED" not in done.stdout
+    assert "FAILED" not in stdout
     assert (out / "compare.png").read_bytes()[:8] == PNG_MAGIC
 
 
