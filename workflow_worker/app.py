@@ -118,6 +118,7 @@ class Worker:
             try:
                 if await self._register(chores):
                     liveness.start()
+                    consumer.on_busy = liveness.busy
                     background += [*chores.tasks(), *self._scheduler(client)]
                     claim = asyncio.create_task(consumer.claim_loop(), name="claim")
                     log.info("worker started", extra=self._describe(consumer))
@@ -180,6 +181,7 @@ class Worker:
             self.metrics,
             worker_id=lambda: consumer.worker_id,
             running=lambda: consumer.running,
+            renewed_at=lambda: chores.renewed_at,
             info=chores.info,
             on_lease_gone=lease_gone,
             on_renewed=chores.renewed,

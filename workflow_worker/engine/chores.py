@@ -1,7 +1,8 @@
 """Periodic chores of a worker, each a supervised loop: lease recovery, reaping, the audit of
 its own claims, promotion, cancel requests, gauges, event-loop lag. Every chore covers all the
-worker's lanes (queues). Lease renewal itself runs in a thread (`liveness.py`), so a job that
-blocks the event loop cannot make the worker look dead."""
+worker's lanes (queues). The lease is renewed here, on the same wake-up as the other chores;
+while jobs run, a thread (`liveness.py`) renews it too whenever the loop falls behind, so a job
+that blocks the event loop cannot make the worker look dead."""
 
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ class Chores:
         self.redis_ok = False
         self.registered = False
         self._connected_since: float | None = None
+        # When the lease was last renewed (by the loop or the liveness thread), monotonic.
+        self.renewed_at = time.monotonic()
         self._stop = asyncio.Event()
         self._busy: set[str] = set()
         self._wake = {"promote": asyncio.Event(), "cancel": asyncio.Event()}
@@ -99,6 +102,7 @@ class Chores:
     # The liveness thread reports its renewals here (plain attribute writes and thread-safe
     # metrics: nothing here touches the event loop).
     def renewed(self) -> None:
+        self.renewed_at = time.monotonic()
         self._ok()
 
     def renew_failed(self, exc: BaseException) -> None:
@@ -109,6 +113,7 @@ class Chores:
         their timers are only the fallback for missed messages."""
         interval = self.settings.heartbeat_interval
         loops: list[tuple[str, Callable[[], Awaitable[float | None]]]] = [
+            ("heartbeat", self._paced(self.heartbeat, interval)),
             ("reap", self._paced(self.reap, interval)),
             ("audit", self._paced(self.audit, max(self.settings.lease_seconds, 5.0))),
             ("promote", self.promote),
@@ -200,6 +205,18 @@ class Chores:
         if pause < self.settings.heartbeat_interval:
             return pause
         return pause - (time.monotonic() - self._phase) % pause
+
+    async def heartbeat(self) -> None:
+        """Renew the lease on every lane; a lease found gone wakes the lease keeper."""
+        if self.consumer.lease_lost.is_set() or not self.registered:
+            return
+        info = self.info()
+        held = True
+        for lane in self.lanes:
+            held &= await lane.queue.renew(self.consumer.worker_id, self.lease_ms, info)
+        self.renewed()
+        if not held:
+            self.consumer.lease_lost.set()
 
     async def lease_keeper(self) -> None:
         """Register anew whenever the lease is found gone (by the liveness thread's renewal or

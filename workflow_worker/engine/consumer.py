@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -58,6 +58,8 @@ class Consumer:
         self._idle.set()
         self._stop = asyncio.Event()
         self.lease_lost = asyncio.Event()
+        # Called when the first job starts after none ran (the liveness thread wakes for it).
+        self.on_busy: Callable[[], None] = lambda: None
         self.claiming = False
         for lane in lanes:
             metrics.track_active(lane.name, lane.running_jobs)
@@ -172,6 +174,8 @@ class Consumer:
         self._stop.set()
 
     def _start(self, lane: Lane, item: Claimed) -> None:
+        if not self.running:
+            self.on_busy()
         running = self.running[item.token] = Running(item.token, lane, self._end)
         running.task = asyncio.create_task(self._process(item, running))
         lane.active += 1

@@ -1,11 +1,13 @@
-"""A thread beside the event loop: it renews the worker's lease whatever the loop is doing, and
-watches the loop for a job that blocks it.
+"""A thread beside the event loop: while jobs run, it keeps the worker's lease renewed whatever
+the loop is doing, and watches the loop for a job that blocks it.
 
 Jobs are asyncio tasks, so a workflow that calls blocking or CPU-bound code by accident holds the
-whole event loop. If the lease were renewed from the loop, such a job would make a healthy worker
-look dead, and its jobs would be re-delivered across the fleet again and again. The thread has a
-Redis connection of its own and renews the lease every `WORKER_LEASE_SECONDS / 3` (as Celery and
-Dramatiq do with their heartbeat threads).
+whole event loop. If the lease were renewed only from the loop, such a job would make a healthy
+worker look dead, and its jobs would be re-delivered across the fleet again and again. The loop
+renews the lease every `WORKER_LEASE_SECONDS / 3` on the wake-up it shares with its other chores;
+whenever it falls half an interval behind, this thread renews it over a Redis connection of its
+own (as Celery and Dramatiq do with their heartbeat threads). With no job running nothing can
+block the loop, so the thread sleeps until a job starts: an idle worker wakes no more often for it.
 
 While jobs run it also samples which task the loop is executing. The same task seen twice in a
 row is suspect; a probe posted to the loop then measures how long the loop stays blocked. Blocks
@@ -66,6 +68,7 @@ class Liveness:
         metrics: Metrics,
         worker_id: Callable[[], str],
         running: Callable[[], dict[str, Running]],
+        renewed_at: Callable[[], float],
         info: Callable[[], dict[str, Any]],
         on_lease_gone: Callable[[], None],
         on_renewed: Callable[[], None],
@@ -76,6 +79,7 @@ class Liveness:
         self.metrics = metrics
         self.worker_id = worker_id
         self.running = running
+        self.renewed_at = renewed_at
         self.info = info
         self.on_lease_gone = on_lease_gone
         self.on_renewed = on_renewed
@@ -84,6 +88,8 @@ class Liveness:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._stop = threading.Event()
+        # Set when a job starts after none ran (and at stop): the idle thread waits on it.
+        self._busy = threading.Event()
         self._thread: threading.Thread | None = None
         self._block: Block | None = None
         # A worker id whose lease was found gone: not renewed again (the loop registers anew).
@@ -101,6 +107,11 @@ class Liveness:
     def stop(self) -> None:
         """Ask the thread to end (it ends at once, or when its Redis call returns)."""
         self._stop.set()
+        self._busy.set()
+
+    def busy(self) -> None:
+        """A job started after none ran (from the loop, on the hot path: one flag)."""
+        self._busy.set()
 
     def join(self, timeout: float) -> None:
         """Wait for the thread to end (blocking: call from a thread, not the loop)."""
@@ -122,31 +133,24 @@ class Liveness:
     def _run(self) -> None:
         client = connect_sync(self.settings)
         script = client.register_script(lua_source("heartbeat"))
-        interval = self.settings.heartbeat_interval
-        due = time.monotonic() + interval
+        # The loop renews every interval; the thread steps in half an interval after a missed one.
+        late = self.settings.heartbeat_interval * 1.5
         try:
-            while True:
-                now = time.monotonic()
-                busy = bool(self.running())
+            while not self._stop.is_set():
+                if not self.running():
+                    self._block = None
+                    self._busy.wait()
+                    self._busy.clear()
+                    continue
                 try:
-                    if now >= due:
+                    self._sample()
+                    if time.monotonic() - self.renewed_at() > late:
                         self._renew(script)
-                        due = now + interval
-                    if busy:
-                        self._sample()
-                    else:
-                        self._block = None
                 except Exception:
                     # A bug here must not end the thread: a worker whose lease is never renewed
                     # again looks dead to the fleet while it goes on running jobs.
                     log.exception("liveness check failed")
-                    if now >= due:
-                        due = now + interval
-                wait = due - time.monotonic()
-                if busy:
-                    wait = min(wait, self._sample_every)
-                if self._stop.wait(max(0.0, wait)):
-                    return
+                self._stop.wait(self._sample_every)
         finally:
             client.close()
 
