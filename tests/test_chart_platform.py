@@ -311,12 +311,12 @@ def test_notes_number_their_steps_consecutively(sets: list[str], steps: int) -> 
 def _test_namespace() -> str:
     """The namespace most rule tests run in: the release's, for these tests. (Others appear in
     cases about a second environment, and KEDA's own namespace.)"""
-    found = Counter(re.findall(r'namespace="([^"]+)"', RULES_TEST.read_text()))
+    found: Counter[str] = Counter(re.findall(r'namespace="([^"]+)"', RULES_TEST.read_text()))
     return found.most_common(1)[0][0]
 
 
 def _in(namespace: str, labels: dict[str, Any]) -> bool:
-    return labels.get("namespace", namespace) == namespace
+    return bool(labels.get("namespace", namespace) == namespace)
 
 
 def _two_namespace_tests(rules_file: str, namespace: str) -> dict[str, Any]:
