@@ -11,10 +11,11 @@ default:
 demo jobs="200" workers="2":
     python -m workflow_worker.local.demo --jobs {{ jobs }} --workers {{ workers }}
 
-# Install the engines the tests drive (helm, prometheus, promtool, checkov) into .tools/
+# Install the engines the tests drive (helm, prometheus, promtool, checkov) into .tools/, and the peers of bench-compare into .venv-peers/
 [group('dev')]
 tools:
     scripts/install-tools.sh
+    scripts/install-peers.sh
 
 # Lint, type-check and run the whole test suite (what CI runs); the image test runs last, alone
 [group('dev')]

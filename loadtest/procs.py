@@ -66,7 +66,10 @@ def alive(pid: int, marker: str = "") -> bool:
     if marker:
         with contextlib.suppress(OSError):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            return marker.encode() in cmdline
+            # Empty while an exec is still setting up the new image: Popen returns once the
+            # exec is past its point of no return, before the arguments are in place, and on
+            # a loaded machine a caller can look in between. Such a pid is alive and ours.
+            return not cmdline or marker.encode() in cmdline
     return True
 
 

@@ -3,7 +3,8 @@ delaying proxy really delays.
 
 Bounded: `--quick` sizes, every system (workflow-worker, Celery prefork and threads, arq, SAQ,
 taskiq) plus the production scenario; the peer virtualenvs are created from the pip cache by
-scripts/install-peers.sh if missing (about 20 s), which the test counts as part of it.
+scripts/install-peers.sh if missing (about 20 s; `./dev test` installs them first, so the test
+only times the comparison).
 """
 
 from __future__ import annotations
