@@ -55,7 +55,10 @@ async def parent(payload: dict[str, Any], ctx: JobContext) -> list[str]:
     first = await ctx.enqueue("double", {"n": 1, "tag": tag})
     second = await ctx.enqueue("double", {"n": 2, "tag": tag}, key="second")
     group = await ctx.group(
-        [JobSpec("double", {"n": n, "tag": tag}) for n in range(3)],
+        [
+            JobSpec("double", {"n": n, "tag": tag, "seconds": payload.get("slow", 0)})
+            for n in range(3)
+        ],
         then=JobSpec("collect", {"tag": tag}),
     )
     if payload.get("fail_first") and ctx.attempt == 1:
