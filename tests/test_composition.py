@@ -299,3 +299,23 @@ def test_group_and_chain_arguments_are_checked() -> None:
         group_call([JobSpec("double")], JobSpec("collect", {"results": 1}), settings, KEYS)
     with pytest.raises(ValueError, match="first job may be delayed"):
         chain_call([JobSpec("add"), JobSpec("add", delay=5)], settings, KEYS)
+
+
+async def test_cancelling_a_waiting_link_stops_the_rest_of_the_chain(
+    start_worker: WorkerFactory, redis_url: str, aredis: aioredis.Redis
+) -> None:
+    """A chain link cancelled while it waits never runs, and neither do the links after it:
+    they end `cancelled` when the link before the cancelled one ends."""
+    async with Client(make_settings(redis_url)) as client:
+        ids = await client.chain([JobSpec("add", {"n": n, "tag": "cx"}) for n in range(4)], id="cx")
+        assert await client.cancel(ids[1]) == "cancelled"
+        await start_worker(registry=WORKFLOWS)
+        await wait_for(lambda: _ended(client, ids[3]), timeout=20)
+        for later in ids[2:]:
+            record = await client.status(later)
+            assert record is not None
+            assert (record["state"], record["error"]) == (
+                "cancelled",
+                "not run: an earlier link of the chain was cancelled",
+            )
+    assert [r["job"] for r in await _runs(aredis, "cx")] == [ids[0]]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import redis
 
 from tests.compose_flows import RUNS
-from tests.conftest import WorkerProcess, make_settings, wait_until
+from tests.conftest import WorkerProcess, make_settings, run_cli, wait_until
 from workflow_worker.producer.client import JobSpec, SyncClient
 
 FLOWS = {"WORKER_WORKFLOWS": "tests.compose_flows:WORKFLOWS"}
@@ -51,7 +51,8 @@ def test_a_parent_killed_after_creating_children_creates_them_once(
     spawn_worker: Callable[..., WorkerProcess], redis_url: str, sync_redis: redis.Redis
 ) -> None:
     """A workflow enqueues children and a group, then its worker is killed; re-delivered to
-    another worker, it gets the same ids back, and nothing it created exists twice."""
+    another worker, it gets the same ids back, nothing it created exists twice, and
+    `workflow-worker job` shows the links between parent and children."""
     with SyncClient(make_settings(redis_url)) as client:
         pid = client.enqueue("parent", {"tag": "k", "crash_first": True, "slow": 1}, id="K")
         first = spawn_worker(**FLOWS)
@@ -69,3 +70,8 @@ def test_a_parent_killed_after_creating_children_creates_them_once(
     assert ran["K"] == 2
     assert ran["K.group-0"] == 1
     assert sync_redis.llen("compose:callback:k") == 1
+    shown = run_cli(redis_url, "job", "K", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["children"] == ids
+    member = json.loads(run_cli(redis_url, "job", "K.group-0.1", "--json").stdout)
+    assert (member["parent"], member["group"]) == ("K", "K.group-0")

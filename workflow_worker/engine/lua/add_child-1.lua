@@ -20,7 +20,7 @@ for i = 2, #ARGV do
   end
 end
 redis.call('HSET', KEYS[1], 'children', cjson.encode(children))
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) * 1000 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return #children
