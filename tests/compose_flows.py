@@ -10,6 +10,7 @@ import os
 import signal
 from typing import Any
 
+from workflow_worker.builtin import WORKFLOWS as BUILTIN
 from workflow_worker.producer.requests import JobSpec
 from workflow_worker.workflows.context import JobContext, WorkflowRegistry
 
@@ -79,7 +80,17 @@ async def crash_member(payload: dict[str, Any], ctx: JobContext) -> int:
     return int(payload.get("n", 0)) * 2
 
 
+async def fan(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Every kind of composition, touching no key but the queue's (for the ACL test)."""
+    child = await ctx.enqueue("echo", {"child": True})
+    group = await ctx.group([JobSpec("echo", {"n": n}) for n in range(3)], then=JobSpec("echo"))
+    links = await ctx.chain([JobSpec("echo", {"link": 0}), JobSpec("echo", {"link": 1})])
+    return {"child": child, "group": group, "chain": links}
+
+
 WORKFLOWS: WorkflowRegistry = {
+    **BUILTIN,
+    "fan": fan,
     "double": double,
     "collect": collect,
     "add": add,

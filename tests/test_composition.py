@@ -207,7 +207,6 @@ async def test_a_child_enqueue_outside_a_worker_fails_clearly() -> None:
     class Bare:
         job_id = "x"
         composer = None
-        _occurrences = None
 
     with pytest.raises(RuntimeError, match="not made by a worker"):
         await start_group(Bare(), [JobSpec("double")], None, None)  # type: ignore[arg-type]

@@ -64,12 +64,11 @@ class Chain:
 
 @dataclass(frozen=True, slots=True)
 class Composed:
-    """What a group or chain call created: its id, the ids of the jobs in it, and whether this
-    call created it (False: it existed already, and nothing was written)."""
+    """What a group or chain call names: its id and the ids of the jobs in it (the same
+    whether this call created it or found it there already)."""
 
     id: str
     jobs: tuple[str, ...]
-    created: bool = True
 
 
 def derived_id(base: str, suffix: str) -> str:

@@ -12,7 +12,7 @@ guarded by its record (`group-2.lua`). The parent's status record lists what it 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workflow_worker.engine.queue import as_text
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from workflow_worker.settings import Settings
     from workflow_worker.workflows.context import JobContext
 
-__all__ = ["Composer", "enqueue_child", "start_chain", "start_group"]
+__all__ = ["Composer", "Scope", "enqueue_child", "start_chain", "start_group"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,25 +36,34 @@ class Composer:
     queue: RedisQueue
 
 
-def _composer(ctx: JobContext) -> Composer:
-    if ctx.composer is None:
+@dataclass(slots=True)
+class Scope:
+    """One attempt's composer: the worker's, plus how many of each kind of call it made."""
+
+    composer: Composer
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _scope(ctx: JobContext) -> Scope:
+    held = ctx.composer
+    if isinstance(held, Scope):
+        return held
+    if held is None:
         raise RuntimeError("this context was not made by a worker: it cannot enqueue jobs")
-    return ctx.composer
+    scope = Scope(held)
+    # The context is frozen for the workflow's sake; the scope is its own bookkeeping.
+    object.__setattr__(ctx, "composer", scope)
+    return scope
 
 
-def _name(ctx: JobContext, kind: str, key: str | None) -> str:
+def _name(ctx: JobContext, scope: Scope, kind: str, key: str | None) -> str:
     """The id of what this call creates: fixed by the parent's id and the call's occurrence."""
     if key is not None:
         if not isinstance(key, str) or not key:
             raise ValueError("key must be a non-empty string")
         return derived_id(ctx.job_id, key)
-    counts = ctx._occurrences
-    if counts is None:
-        counts = {}
-        # The context is frozen for the workflow's sake; the counters are its own bookkeeping.
-        object.__setattr__(ctx, "_occurrences", counts)
-    n = counts.get(kind, 0)
-    counts[kind] = n + 1
+    n = scope.counts.get(kind, 0)
+    scope.counts[kind] = n + 1
     return derived_id(ctx.job_id, f"{kind}-{n}")
 
 
@@ -76,8 +85,9 @@ async def enqueue_child(
     when another job holds it)."""
     if "id" in options:
         raise ValueError("a child's id comes from its parent: pass key= to name it")
-    composer = _composer(ctx)
-    child_id = _name(ctx, "child", key)
+    scope = _scope(ctx)
+    composer = scope.composer
+    child_id = _name(ctx, scope, "child", key)
     spec = JobSpec(workflow, payload, id=child_id, **options)
     call = enqueue_call(
         [spec],
@@ -98,8 +108,9 @@ async def start_group(
     ctx: JobContext, specs: Iterable[JobSpec], then: JobSpec | None, key: str | None
 ) -> str:
     """Create a group (and its callback) once per parent; the group's id."""
-    composer = _composer(ctx)
-    gid = _name(ctx, "group", key)
+    scope = _scope(ctx)
+    composer = scope.composer
+    gid = _name(ctx, scope, "group", key)
     call, composed = group_call(
         specs, then, composer.settings, composer.queue.keys, gid, parent=ctx.job_id
     )
@@ -112,8 +123,9 @@ async def start_chain(
     ctx: JobContext, links: Sequence[JobSpec] | Chain, key: str | None
 ) -> list[str]:
     """Create a chain once per parent; its jobs' ids, first to last."""
-    composer = _composer(ctx)
-    cid = _name(ctx, "chain", key)
+    scope = _scope(ctx)
+    composer = scope.composer
+    cid = _name(ctx, scope, "chain", key)
     call, composed = chain_call(
         links, composer.settings, composer.queue.keys, cid, parent=ctx.job_id
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -28,10 +28,10 @@ class JobContext:
     logger: logging.LoggerAdapter[logging.Logger]
     http: aiohttp.ClientSession
     redis: Any
-    # Composition (docs/composition.md): set by the worker; the counters name what this
-    # attempt creates, and exist only once it creates something.
-    composer: compose.Composer | None = None
-    _occurrences: dict[str, int] | None = field(default=None, init=False, repr=False)
+    # Composition (docs/composition.md): the worker's per-queue composer, replaced by this
+    # attempt's own scope (which counts what the attempt creates) on first use, so a job that
+    # creates nothing pays for one field.
+    composer: compose.Composer | compose.Scope | None = None
 
     async def enqueue(
         self,
