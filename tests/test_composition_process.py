@@ -54,8 +54,8 @@ def test_a_parent_killed_after_creating_children_creates_them_once(
     another worker, it gets the same ids back, nothing it created exists twice, and
     `workflow-worker job` shows the links between parent and children."""
     with SyncClient(make_settings(redis_url)) as client:
-        pid = client.enqueue("parent", {"tag": "k", "crash_first": True, "slow": 1}, id="K")
         first = spawn_worker(**FLOWS)
+        pid = client.enqueue("parent", {"tag": "k", "crash_first": True, "slow": 1}, id="K")
         wait_until(lambda: first.proc.poll() is not None, timeout=30)
         spawn_worker(**FLOWS)
         ids = client.result(pid, timeout=60)
