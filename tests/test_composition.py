@@ -318,3 +318,18 @@ async def test_cancelling_a_waiting_link_stops_the_rest_of_the_chain(
                 "not run: an earlier link of the chain was cancelled",
             )
     assert [r["job"] for r in await _runs(aredis, "cx")] == [ids[0]]
+
+
+async def test_a_member_of_an_expired_group_ends_like_a_plain_job(
+    aredis: aioredis.Redis,
+) -> None:
+    """A member whose group is gone (expired after `WORKER_RESULT_TTL` with no member ending)
+    ends normally, and the script writes no group state for it."""
+    queue = RedisQueue(aredis, Q)
+    await aredis.hset(KEYS.processing, "w|1:0", "{}")
+    await aredis.zadd(KEYS.workers, {"w": 1e15})
+    end = MemberEnd(Member("gone", 0), "gone.0", "success", '{"id":"gone.0"}')
+    op = Op("done", "w|1:0", "gone.0", status={"state": "success"}, member=end)
+    assert await queue.apply([op], 60) == [1]
+    assert await aredis.hget(KEYS.job("gone.0"), "state") == b"success"
+    assert not await aredis.exists(KEYS.group("gone"), KEYS.job("gone"))
