@@ -237,6 +237,7 @@ async def test_a_member_dead_lettered_by_the_reaper_ends_in_its_group(
     assert isinstance(head, bytes)
     callback = json.loads(head)
     assert callback["id"] == gid
+    assert "enqueued_at" not in callback, "a callback is not as old as its group"
     assert callback["payload"]["results"][0]["state"] == "dead"
     assert "crash redelivery budget" in callback["payload"]["results"][0]["error"]
 

@@ -135,7 +135,12 @@ def _record(job: Job, state: str, keys: QueueKeys, now: float, **more: str) -> d
 
 
 def _template(job: Job, key: str, settings: Settings) -> tuple[str, str]:
-    """The job's text cut where the script splices the outcomes in, under `payload[key]`."""
+    """The job's text cut where the script splices the outcomes in, under `payload[key]`.
+
+    The text carries no `enqueued_at`: it is enqueued when its group ends, not now, and a
+    creation time would make the queue's oldest-age gauge report a just-pushed callback as
+    old (its record's `enqueued_at` is set when it is pushed)."""
+    job.enqueued_at = None
     if key in job.payload:
         raise ValueError(f"the payload key {key!r} is reserved for the outcomes passed in")
     job.payload[key] = _MARKER
