@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=40.0, help="jobs enqueued per second")
     parser.add_argument("--every", type=float, default=2.5, help="seconds between faults")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--fanout", type=int, default=0, help="members of a group (with a callback) enqueued"
+    )
     parser.add_argument("--only", nargs="*", choices=FAULTS, help="inject only these faults")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and data here")
     parser.add_argument("--rejudge", type=Path, default=None, help="judge a kept run again")
@@ -41,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settle=180.0,
         seed=args.seed,
         faults=tuple(args.only or FAULTS),
+        fanout=args.fanout,
     )
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="faults-"))
     report = run_faults(cfg, workdir)

@@ -14,7 +14,10 @@ The verdicts:
 - id-less groups: identical messages without an id must complete at least as many times as
   they were pushed;
 - early: a delayed job that started before the due time the server computed;
-- huge: every oversized message dead-lettered whole, its record final.
+- huge: every oversized message dead-lettered whole, its record final;
+- fan-out: a group's callback (docs/composition.md) ran, with every member's outcome in member
+  order, and the group counted every member (its extra runs, if any, are judged as duplicates
+  above: an enqueue of the callback twice would be an uncounted duplicate).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 import redis
 
-from bench.faults.flows import RECORD_PREFIX
+from bench.faults.flows import FANOUT_PREFIX, RECORD_PREFIX
 from workflow_worker.engine.keys import QueueKeys
 
 __all__ = ["Execution", "History", "Verdict", "judge"]
@@ -62,6 +65,8 @@ class History:
     kills: dict[int, float] = field(default_factory=dict)
     faults: Counter[str] = field(default_factory=Counter)
     logs: list[Path] = field(default_factory=list)
+    # Fan-out groups: group id (also its callback's) -> number of members.
+    fanouts: dict[str, int] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         """Keep what the checker needs beside the run's data (to judge it again later)."""
@@ -73,6 +78,7 @@ class History:
             "kills": {str(pid): t for pid, t in self.kills.items()},
             "faults": dict(self.faults),
             "logs": [str(p) for p in self.logs],
+            "fanouts": self.fanouts,
         }
         path.write_text(json.dumps(data))
 
@@ -87,6 +93,7 @@ class History:
             kills={int(pid): t for pid, t in data["kills"].items()},
             faults=Counter(data["faults"]),
             logs=[Path(p) for p in data["logs"]],
+            fanouts=data.get("fanouts", {}),
         )
 
 
@@ -109,6 +116,7 @@ class Verdict:
     huge_wrong: list[str]
     executions: int
     worst_kill_redelivery: float = 0.0
+    fanout_wrong: list[str] = field(default_factory=list)
 
     def ok(self) -> bool:
         return not (
@@ -118,6 +126,7 @@ class Verdict:
             or self.short_groups
             or self.early
             or self.huge_wrong
+            or self.fanout_wrong
         )
 
     def rows(self) -> list[tuple[str, object]]:
@@ -137,6 +146,7 @@ class Verdict:
             ("delayed jobs started early", len(self.early)),
             ("oversized messages not dead-lettered whole", len(self.huge_wrong)),
             ("worst redelivery after a SIGKILL (s)", f"{self.worst_kill_redelivery:.2f}"),
+            ("fan-out callbacks missing, short or out of order", len(self.fanout_wrong)),
         ]
 
 
@@ -246,6 +256,7 @@ def judge(url: str, queue: str, history: History) -> Verdict:
         }
         group_ends = _group_completions(client)
         huge_wrong = _huge(client, keys, history.huge, dead)
+        fanout_wrong = _fanouts(client, keys, history.fanouts)
     flagged = _flagged(history.logs)
     early = _early(history, runs)
     lost = [j for j, s in zip(ids, states, strict=True) if s not in FINAL and j not in dead]
@@ -279,7 +290,21 @@ def judge(url: str, queue: str, history: History) -> Verdict:
         huge_wrong=huge_wrong,
         executions=sum(len(r) for r in runs.values()),
         worst_kill_redelivery=_worst_redelivery(runs, history.kills),
+        fanout_wrong=fanout_wrong,
     )
+
+
+def _fanouts(client: redis.Redis, keys: QueueKeys, fanouts: dict[str, int]) -> list[str]:
+    """Fan-out groups whose callback did not succeed, or was given anything but every member's
+    outcome in order, or whose record did not count every member."""
+    out = []
+    for gid, size in fanouts.items():
+        state, done = client.hmget(keys.job(gid), ["state", "group_done"])
+        runs = [json.loads(line) for line in client.lrange(FANOUT_PREFIX + gid, 0, -1)]
+        whole = all(r["results"] == size and r["ordered"] for r in runs)
+        if state != b"success" or done != str(size).encode() or not runs or not whole:
+            out.append(gid)
+    return out
 
 
 def _worst_redelivery(runs: dict[str, list[Execution]], kills: dict[int, float]) -> float:

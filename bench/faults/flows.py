@@ -23,10 +23,12 @@ from redis.exceptions import RedisError
 from workflow_worker.builtin import WORKFLOWS as BUILTIN
 from workflow_worker.workflows.context import JobContext, WorkflowRegistry
 
-__all__ = ["GROUP_PREFIX", "RECORD_PREFIX", "WORKFLOWS"]
+__all__ = ["FANOUT_PREFIX", "GROUP_PREFIX", "RECORD_PREFIX", "WORKFLOWS"]
 
 RECORD_PREFIX = "faults:exec:"
 GROUP_PREFIX = "faults:group:"
+# What each run of a fan-out's callback was given (`gather`), one JSON summary per run.
+FANOUT_PREFIX = "faults:fanout:"
 RECORD_DEADLINE = 120.0
 
 
@@ -83,4 +85,35 @@ async def churn(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     return {"bytes": len(blob)}
 
 
-WORKFLOWS: WorkflowRegistry = {**BUILTIN, "step": step, "limited": step, "churn": churn}
+async def gather(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """A fan-out's callback (docs/composition.md): record what it was given (how many
+    outcomes, how many successes, whether they are in member order) and its run, like `step`."""
+    base = {"run": uuid.uuid4().hex[:12], "pid": os.getpid(), "attempt": ctx.attempt}
+    await _record(ctx, {**base, "ev": "start"})
+    results = payload.get("results") or []
+    summary = {
+        "results": len(results),
+        "success": sum(1 for r in results if r.get("state") == "success"),
+        "ordered": [r.get("id") for r in results]
+        == [f"{ctx.job_id}.{n}" for n in range(len(results))],
+    }
+    deadline = time.monotonic() + RECORD_DEADLINE
+    while True:
+        try:
+            await ctx.redis.rpush(FANOUT_PREFIX + ctx.job_id, json.dumps(summary))
+            break
+        except (RedisError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+    await _record(ctx, {**base, "ev": "end"})
+    return summary
+
+
+WORKFLOWS: WorkflowRegistry = {
+    **BUILTIN,
+    "step": step,
+    "limited": step,
+    "churn": churn,
+    "gather": gather,
+}

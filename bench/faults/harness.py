@@ -101,6 +101,8 @@ class Config:
     max_payload: int = 64 << 10
     seed: int | None = None
     faults: tuple[str, ...] = FAULTS
+    # Members of one group (with a callback) enqueued as the faults begin; 0: none.
+    fanout: int = 0
 
 
 @dataclass
@@ -336,6 +338,8 @@ class Driver:
         try:
             for _ in range(self.cfg.workers):
                 self.fleet.spawn()
+            if self.cfg.fanout:
+                self._fan_out(settings)
             load.start()
             self._timetable()
             load.stop_event.set()
@@ -578,6 +582,24 @@ class Driver:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+    def _fan_out(self, settings: Settings) -> None:
+        """One group of `fanout` slow-ish members and a callback, through the proxy; asked
+        again until it lands (a group is created once per id, so asking again is safe)."""
+        gid = "fanout"
+        members = [
+            JobSpec("step", {"seconds": round(self.rng.uniform(0.2, 1.2), 3)})
+            for _ in range(self.cfg.fanout)
+        ]
+        with SyncClient(settings) as client:
+            for _ in range(100):
+                try:
+                    client.group(members, then=JobSpec("gather"), id=gid)
+                    break
+                except (redis.RedisError, OSError):
+                    time.sleep(0.2)
+        self.history.ids.extend([f"{gid}.{n}" for n in range(self.cfg.fanout)] + [gid])
+        self.history.fanouts[gid] = self.cfg.fanout
 
     def _direct_submit(self, specs: list[JobSpec]) -> None:
         settings = Settings.from_env(self.fleet.env, redis_url=self.server.url)

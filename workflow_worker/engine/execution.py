@@ -21,6 +21,8 @@ from typing import Any
 import aiohttp
 from redis.exceptions import RedisError
 
+from workflow_worker.engine import groups
+from workflow_worker.engine.groups import GROUP_FIELD
 from workflow_worker.engine.job import InvalidJob, Job, State, decode_job, with_id
 from workflow_worker.engine.lane import Lane
 from workflow_worker.engine.outcome import Outcome, failed, invalid, oversized, succeeded
@@ -28,6 +30,7 @@ from workflow_worker.engine.queue import Claimed, Op, unix_now
 from workflow_worker.engine.ratelimit import RateLimiter
 from workflow_worker.ops.metrics import Metrics
 from workflow_worker.settings import Settings
+from workflow_worker.workflows.compose import Composer
 from workflow_worker.workflows.context import JobContext, WorkflowRegistry
 
 __all__ = ["Executor", "Running"]
@@ -91,6 +94,7 @@ class Executor:
         self.on_due: Callable[[], None] = lambda: None
         # Limit releases in flight (a task needs a reference until it ends).
         self._releasing: set[asyncio.Task[None]] = set()
+        self._composers: dict[str, Composer] = {}
 
     async def run(self, item: Claimed, running: Running) -> None:
         """Handle one job up to handing its outcome to the batcher; `running.end()` follows
@@ -103,6 +107,10 @@ class Executor:
                     # Final ops release the lock; retries and deferrals keep it alive longer.
                     outcome.op.unique_key = str(job.extra.get("unique_key") or "")
                     outcome.op.cancellable = not job.generated_id
+                    if job.extra and GROUP_FIELD in job.extra:
+                        groups.attach(outcome.op, job)
+                elif item.whole:
+                    groups.attach_raw(outcome.op, item.raw)
                 continuation = functools.partial(self._stored, outcome, running)
                 running.lane.batcher.store(outcome.op, continuation)
                 return
@@ -302,7 +310,15 @@ class Executor:
             logger=logging.LoggerAdapter(logging.getLogger("workflow_worker.workflow"), extra),
             http=self.http,
             redis=lane.queue.client,
+            composer=self._composer(lane),
         )
+
+    def _composer(self, lane: Lane) -> Composer:
+        """One per lane, made on its first job (what `ctx.enqueue` and the like need)."""
+        composer = self._composers.get(lane.name)
+        if composer is None:
+            composer = self._composers[lane.name] = Composer(self.settings, lane.queue)
+        return composer
 
     def _stored(self, outcome: Outcome, running: Running, held: int) -> None:
         """The batcher's continuation once the outcome is applied: count, log, free the slot."""

@@ -41,6 +41,7 @@ class QueueKeys:
     cron_prefix: str
     ratelimit_prefix: str
     events: str
+    group_prefix: str = ""
 
     @classmethod
     def for_queue(cls, queue: str) -> QueueKeys:
@@ -61,6 +62,7 @@ class QueueKeys:
             cron_prefix=f"{base}:cron:",
             ratelimit_prefix=f"{base}:ratelimit:",
             events=f"{base}:events",
+            group_prefix=f"{base}:group:",
         )
 
     def job(self, job_id: str) -> str:
@@ -74,3 +76,7 @@ class QueueKeys:
     def unique(self, unique_key: str) -> str:
         """Lock of a unique key: holds the id of the job that owns it."""
         return self.unique_prefix + unique_key
+
+    def group(self, group_id: str) -> str:
+        """Join state of one group or chain link (docs/composition.md)."""
+        return self.group_prefix + group_id

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hiredis
 
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.engine.scripts import Scripts
+
+if TYPE_CHECKING:
+    from workflow_worker.engine.groups import MemberEnd
 
 __all__ = [
     "HEAD_BYTES",
@@ -72,6 +75,8 @@ class Op:
     unique_key: str = ""
     cancellable: bool = False
     extra_s: int = 0
+    # Set only on the final op of a group member (engine/groups.py).
+    member: MemberEnd | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,8 @@ class ReapOrder:
     requeued: dict[str, str]
     unique_key: str = ""
     cancellable: bool = False
+    # Set only for a group member (engine/groups.py): its dead letter ends it in its group.
+    member: MemberEnd | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +247,8 @@ class RedisQueue:
                     op.extra_s,
                 ]
             )
+            if op.member is not None:
+                encoded[-1].append(op.member.lua(slot, k))
         # Payloads and results may hold lone surrogates (valid JSON, not valid UTF-8): pass them
         # through as bytes; cjson copies string bytes without checking them.
         batch = _encode_batch(encoded)
@@ -284,6 +293,8 @@ class RedisQueue:
                     o.requeued,
                 ]
             )
+            if o.member is not None:
+                encoded[-1].append(o.member.lua(index.slot, k))
         batch = _encode_batch(encoded).encode("utf-8", "surrogatepass")
         result = await self.scripts.reap(keys=index.keys, args=[result_ttl, crash_budget, batch])
         return [int(r) for r in result]

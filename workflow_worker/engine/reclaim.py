@@ -16,6 +16,8 @@ import logging
 from collections.abc import Container
 from dataclasses import dataclass
 
+from workflow_worker.engine import groups
+from workflow_worker.engine.groups import GROUP_FIELD
 from workflow_worker.engine.job import InvalidJob, State, decode_job, peek_identity, with_id
 from workflow_worker.engine.outcome import (
     dead_letter_entry,
@@ -68,16 +70,18 @@ def _order(item: Claimed, settings: Settings) -> ReapOrder:
         f"crash redelivery budget exhausted: the job was re-delivered {budget} times after "
         "its worker died"
     )
+    dead = dead_status(reason)
     return ReapOrder(
         item.token,
         job.id,
         text,
         dead_letter_entry(reason, text, "crash_budget", job.id),
         0,
-        dead_status(reason),
+        dead,
         {"state": State.QUEUED.value, "requeued_at": unix_now()},
         str(job.extra.get("unique_key") or ""),
         not job.generated_id,
+        groups.reap_end(job, dead) if GROUP_FIELD in job.extra else None,
     )
 
 

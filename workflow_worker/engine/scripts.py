@@ -38,6 +38,8 @@ class Scripts:
     cancel: AsyncScript
     requeue_dead: AsyncScript
     purge_dead: AsyncScript
+    group: AsyncScript
+    add_child: AsyncScript
 
     @classmethod
     def register(cls, client: Any) -> Scripts:

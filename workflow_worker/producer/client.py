@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from workflow_worker.connection import connect, connect_sync
@@ -17,6 +17,7 @@ from workflow_worker.engine.job import State
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.engine.queue import QueueStats, RedisQueue
 from workflow_worker.engine.scripts import Scripts
+from workflow_worker.producer.compose import Chain, chain_call, group_call
 from workflow_worker.producer.requests import (
     DeadLetter,
     DuplicateJob,
@@ -93,6 +94,23 @@ class Client:
         call = enqueue_call(list(specs), self.settings, self.keys)
         raw = await self.scripts.enqueue(keys=call.keys, args=call.args)
         return enqueue_results(call, raw)
+
+    async def group(
+        self, specs: Iterable[JobSpec], then: JobSpec | None = None, *, id: str | None = None
+    ) -> str:
+        """Run `specs` as a group and, once every one has ended, `then` with their outcomes
+        under `payload["results"]` (exactly once); the group's id (also the callback's). A
+        group whose `id` exists already is left as it is (docs/composition.md)."""
+        call, composed = group_call(specs, then, self.settings, self.keys, id)
+        await self.scripts.group(keys=call.keys, args=call.args)
+        return composed.id
+
+    async def chain(self, links: Sequence[JobSpec] | Chain, *, id: str | None = None) -> list[str]:
+        """Run `links` (a list, or `a | b | c`) one after another, each given the previous
+        one's outcome under `payload["previous"]`; their ids, first to last."""
+        call, composed = chain_call(links, self.settings, self.keys, id)
+        await self.scripts.group(keys=call.keys, args=call.args)
+        return list(composed.jobs)
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
         """The job's status record (numbers as numbers), or None when unknown or expired."""
@@ -187,6 +205,18 @@ class SyncClient:
     def submit(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
         call = enqueue_call(list(specs), self.settings, self.keys)
         return enqueue_results(call, self.scripts.enqueue(keys=call.keys, args=call.args))
+
+    def group(
+        self, specs: Iterable[JobSpec], then: JobSpec | None = None, *, id: str | None = None
+    ) -> str:
+        call, composed = group_call(specs, then, self.settings, self.keys, id)
+        self.scripts.group(keys=call.keys, args=call.args)
+        return composed.id
+
+    def chain(self, links: Sequence[JobSpec] | Chain, *, id: str | None = None) -> list[str]:
+        call, composed = chain_call(links, self.settings, self.keys, id)
+        self.scripts.group(keys=call.keys, args=call.args)
+        return list(composed.jobs)
 
     def status(self, job_id: str) -> dict[str, Any] | None:
         raw = self.redis.hgetall(self.keys.job(job_id))

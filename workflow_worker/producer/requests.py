@@ -9,13 +9,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflow_worker.engine.job import InvalidJob, Job, State, decode_job, new_job_id
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.engine.queue import as_text, unix_now
 from workflow_worker.errors import DuplicateJob, JobCancelled, JobFailed, PayloadTooLarge
 from workflow_worker.settings import Settings
+
+if TYPE_CHECKING:
+    from workflow_worker.producer.compose import Chain
 
 __all__ = [
     "DeadLetter",
@@ -97,6 +100,12 @@ class JobSpec:
         if self.id is not None and (not isinstance(self.id, str) or not 1 <= len(self.id) <= 200):
             raise ValueError("id must be a string of 1 to 200 characters")
 
+    def __or__(self, other: JobSpec | Chain) -> Chain:
+        """`a | b`: a chain, each job given the previous one's outcome (docs/composition.md)."""
+        from workflow_worker.producer.compose import Chain  # compose imports this module
+
+        return Chain((self,)) | other
+
     def lock(self) -> str | None:
         if self.unique_key:
             return f"key:{self.unique_key}"
@@ -146,8 +155,18 @@ def _checked_text(job: Job, settings: Settings) -> str:
     return text
 
 
-def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) -> ScriptCall:
-    """Arguments of `enqueue-2.lua` for these jobs (validated, ids assigned)."""
+def enqueue_call(
+    specs: Sequence[JobSpec],
+    settings: Settings,
+    keys: QueueKeys,
+    *,
+    call_id: str | None = None,
+    more_status: Mapping[str, str] | None = None,
+) -> ScriptCall:
+    """Arguments of `enqueue-2.lua` for these jobs (validated, ids assigned). A fixed
+    `call_id` makes the call find its own records again whenever it is repeated (a child job
+    of a workflow, enqueued again by the workflow's next attempt); `more_status` adds fields
+    to every job's record (a child's `parent`)."""
     all_keys = [keys.queue, keys.delayed]
     jobs: list[list[Any]] = []
     ids: list[str] = []
@@ -168,6 +187,8 @@ def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) 
         }
         if lock is not None:
             status["unique_key"] = lock
+        if more_status:
+            status.update(more_status)
         all_keys.append(keys.job(job.id))
         status_index = len(all_keys)
         lock_index = 0
@@ -179,7 +200,8 @@ def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) 
         locks.append(lock)
     batch = json.dumps(jobs, separators=(",", ":"))
     # One id per call: the same call sent again after a lost reply enqueues nothing twice.
-    args: list[str | int] = [settings.result_ttl, batch, keys.events, os.urandom(12).hex()]
+    call = call_id or os.urandom(12).hex()
+    args: list[str | int] = [settings.result_ttl, batch, keys.events, call]
     return ScriptCall(all_keys, args, tuple(ids), tuple(locks))
 
 
@@ -203,7 +225,10 @@ def cancel_call(
 
 
 # Status records are Redis hashes, so every value arrives as text; these fields are numbers.
-_INT_FIELDS = frozenset({"attempt", "max_attempts"})
+_INT_FIELDS = frozenset(
+    {"attempt", "max_attempts", "group_total", "group_done", "group_failed", "group_index"}
+)
+_JSON_FIELDS = frozenset({"children"})
 _FLOAT_FIELDS = frozenset(
     {
         "enqueued_at",
@@ -223,6 +248,8 @@ def _typed(key: str, text: str) -> Any:
             return int(text)
         if key in _FLOAT_FIELDS:
             return float(text)
+        if key in _JSON_FIELDS:
+            return json.loads(text)
     except ValueError:
         return text  # written by hand or by another producer: show it as it is
     return text

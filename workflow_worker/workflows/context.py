@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+
+from workflow_worker.producer.compose import Chain
+from workflow_worker.producer.requests import JobSpec
+from workflow_worker.workflows import compose
 
 __all__ = ["JobContext", "Workflow", "WorkflowRegistry"]
 
@@ -24,6 +28,32 @@ class JobContext:
     logger: logging.LoggerAdapter[logging.Logger]
     http: aiohttp.ClientSession
     redis: Any
+    # Composition (docs/composition.md): the worker's per-queue composer, replaced by this
+    # attempt's own scope (which counts what the attempt creates) on first use, so a job that
+    # creates nothing pays for one field.
+    composer: compose.Composer | compose.Scope | None = None
+
+    async def enqueue(
+        self,
+        workflow: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Enqueue a child job once, however often this workflow runs; the child's id.
+        `key` names it (default: its place among this attempt's `enqueue` calls)."""
+        return await compose.enqueue_child(self, workflow, payload, key, options)
+
+    async def group(
+        self, specs: Iterable[JobSpec], then: JobSpec | None = None, *, key: str | None = None
+    ) -> str:
+        """Run `specs` as a group, then `then` with their outcomes (once); the group's id."""
+        return await compose.start_group(self, specs, then, key)
+
+    async def chain(self, links: Sequence[JobSpec] | Chain, *, key: str | None = None) -> list[str]:
+        """Run `links` one after another, each given the previous outcome; their ids."""
+        return await compose.start_chain(self, links, key)
 
 
 class Workflow(Protocol):
