@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +26,13 @@ from workflow_worker.engine.lane import Lane
 from workflow_worker.engine.outcome import Outcome, failed, invalid, oversized, succeeded
 from workflow_worker.engine.queue import Claimed, Op, unix_now
 from workflow_worker.engine.ratelimit import RateLimiter
+from workflow_worker.engine.runnables import Runnable, runnables
+from workflow_worker.engine.threads import Threads
+from workflow_worker.errors import Permanent, Retry
 from workflow_worker.ops.metrics import Metrics
 from workflow_worker.settings import Settings
 from workflow_worker.workflows.context import JobContext, WorkflowRegistry
+from workflow_worker.workflows.workflows import Hooks, Policy
 
 __all__ = ["Executor", "Running"]
 
@@ -84,6 +88,15 @@ class Executor:
         self.settings = settings
         self.metrics = metrics
         self.registry = registry
+        # Plain `def` workflows run in this pool; it starts no thread until one needs it.
+        self.threads = Threads(settings.sync_threads)
+        self._funcs = runnables(registry, self.threads)
+        # A `Workflows` registry's policies and hooks; a plain mapping has none (no cost).
+        self.policies: dict[str, Policy] = getattr(registry, "policies", {})
+        hooks: Hooks | None = getattr(registry, "hooks", None)
+        self.hooks = hooks if hooks else None
+        # What WORKER_LIFESPAN yielded: `ctx.state` of every job.
+        self.state: Any = None
         self.http = http
         self.worker_id = worker_id
         # Called when this worker puts a job in a delayed set (retry, rate limit), so the
@@ -133,10 +146,10 @@ class Executor:
         finally:
             running.end()
 
-    def _lookup(self, job: Job) -> Callable[..., Awaitable[Any]] | None:
+    def _lookup(self, job: Job) -> Runnable | None:
         if self.settings.benchmark_mode:
             return self._benchmark
-        return self.registry.get(job.workflow)
+        return self._funcs.get(job.workflow)
 
     async def _benchmark(self, payload: dict[str, Any], ctx: JobContext) -> dict[str, float]:
         lo, hi = self.settings.benchmark_min_seconds, self.settings.benchmark_max_seconds
@@ -155,6 +168,8 @@ class Executor:
         if func is None:
             return invalid(item.token, item.raw, f"unknown workflow {job.workflow!r}")
         running.job = job
+        if self.policies:
+            self._apply_policy(job)
         if running.stop_reason is not None:
             return self._interrupted(running, item, job)
         wait = await self._admit(item, job, running)
@@ -171,8 +186,25 @@ class Executor:
         if outcome is None:
             return self._interrupted(running, item, job)
         if isinstance(outcome, BaseException):
-            return failed(running.token, job, outcome, duration, self.settings)
+            retry, delay = self._verdict(job, outcome)
+            return failed(running.token, job, outcome, duration, self.settings, retry, delay)
         return succeeded(running.token, job, outcome[0], duration, self.settings)
+
+    def _apply_policy(self, job: Job) -> None:
+        """The workflow's policy fills what the job does not set itself."""
+        policy = self.policies.get(job.workflow)
+        if policy is not None:
+            job.timeout = job.timeout or policy.timeout
+            job.max_attempts = job.max_attempts or policy.max_attempts
+
+    def _verdict(self, job: Job, exc: BaseException) -> tuple[bool, float | None]:
+        """(may retry, delay or None for the backoff) for an attempt that raised `exc`."""
+        if isinstance(exc, Retry):
+            return True, exc.delay
+        if isinstance(exc, Permanent):
+            return False, None
+        policy = self.policies.get(job.workflow)
+        return (policy is None or policy.retries(exc)), None
 
     async def _admit(self, item: Claimed, job: Job, running: Running) -> float:
         """0 when the job may start now; else seconds to wait for its fleet-wide limit."""
@@ -213,7 +245,7 @@ class Executor:
         return item.raw.decode("utf-8")
 
     async def _call(
-        self, func: Callable[..., Awaitable[Any]], job: Job, running: Running
+        self, func: Runnable, job: Job, running: Running
     ) -> tuple[Any] | BaseException | None:
         """Run the workflow: (result,), the exception it raised, or None if we interrupted it."""
         if running.stop_reason is not None:
@@ -224,8 +256,11 @@ class Executor:
         loop = asyncio.get_running_loop()
         expiry = loop.call_at(loop.time() + timeout, running.interrupt, TIMED_OUT)
         running.in_workflow = True
+        ctx = self._context(job, running.lane)
         try:
-            return (await func(job.payload, self._context(job, running.lane)),)
+            if self.hooks is None:
+                return (await func(job.payload, ctx),)
+            return (await self._hooked(self.hooks, func, job.payload, ctx),)
         except asyncio.CancelledError:
             if running.stop_reason is None or running.task is None:
                 raise
@@ -233,13 +268,30 @@ class Executor:
             # task cancel: undo it so the bookkeeping that follows runs normally.
             running.task.uncancel()
             if running.stop_reason == TIMED_OUT:
-                return JobTimeout(f"timed out after {timeout:g}s")
+                timed_out = JobTimeout(f"timed out after {timeout:g}s")
+                if self.hooks is not None:
+                    await _run_hooks(self.hooks.failure, ctx, timed_out)
+                return timed_out
             return None
         except Exception as exc:
             return exc
         finally:
             expiry.cancel()
             running.in_workflow = False
+
+    @staticmethod
+    async def _hooked(
+        hooks: Hooks, func: Runnable, payload: dict[str, Any], ctx: JobContext
+    ) -> Any:
+        """The workflow between its job hooks; a hook's own error is logged, never raised."""
+        await _run_hooks(hooks.before, ctx)
+        try:
+            result = await func(payload, ctx)
+        except Exception as exc:
+            await _run_hooks(hooks.failure, ctx, exc)
+            raise
+        await _run_hooks(hooks.after, ctx, result)
+        return result
 
     def _interrupted(self, running: Running, item: Claimed, job: Job) -> Outcome | None:
         reason = running.stop_reason or "cancelled"
@@ -302,6 +354,7 @@ class Executor:
             logger=logging.LoggerAdapter(logging.getLogger("workflow_worker.workflow"), extra),
             http=self.http,
             redis=lane.queue.client,
+            state=self.state,
         )
 
     def _stored(self, outcome: Outcome, running: Running, held: int) -> None:
@@ -333,18 +386,34 @@ class Executor:
         self._log_end(outcome, running)
 
     def _log_end(self, outcome: Outcome, running: Running) -> None:
-        if not log.isEnabledFor(logging.INFO):
+        # A final failure is logged at ERROR with its traceback, whatever the level.
+        final_failure = outcome.status == "failure"
+        if not final_failure and not log.isEnabledFor(logging.INFO):
             return
         job = running.job
-        log.info(
-            "job finished",
-            extra={
-                "job_id": outcome.op.job_id or (job.id if job else None),
-                "workflow": job.workflow if job else None,
-                "attempt": job.attempt if job else None,
-                "queue": running.lane.name,
-                "outcome": outcome.status or "requeued",
-                "duration_s": round(time.monotonic() - running.started, 6),
-                "error": outcome.error or None,
-            },
-        )
+        extra = {
+            "job_id": outcome.op.job_id or (job.id if job else None),
+            "workflow": job.workflow if job else None,
+            "attempt": job.attempt if job else None,
+            "queue": running.lane.name,
+            "outcome": outcome.status or "requeued",
+            "duration_s": round(time.monotonic() - running.started, 6),
+            "error": outcome.error or None,
+        }
+        if final_failure:
+            extra["traceback"] = outcome.op.status.get("traceback") or None
+            log.error("job failed for good: %s", outcome.error, extra=extra)
+            return
+        log.info("job finished", extra=extra)
+
+
+async def _run_hooks(hooks: list[Any], ctx: JobContext, *args: Any) -> None:
+    for hook in hooks:
+        try:
+            await hook(ctx, *args)
+        except Exception:
+            log.exception(
+                "job hook %s raised; the job's outcome is unchanged",
+                getattr(hook, "__qualname__", hook),
+                extra={"job_id": ctx.job_id, "workflow": ctx.workflow},
+            )

@@ -129,8 +129,10 @@ def _job(spec: JobSpec, settings: Settings, now: float) -> Job:
         id=spec.id or new_job_id(),
         enqueued_at=now,
         attempt=1,
-        max_attempts=spec.max_attempts or settings.max_attempts,
-        timeout=spec.timeout or settings.job_timeout,
+        # Left out when not given, so the worker applies the workflow's policy, then its own
+        # WORKER_MAX_ATTEMPTS / WORKER_JOB_TIMEOUT.
+        max_attempts=spec.max_attempts,
+        timeout=spec.timeout,
         extra=extra,
     )
 
@@ -162,7 +164,7 @@ def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) 
             "state": (State.DELAYED if delay else State.QUEUED).value,
             "workflow": job.workflow,
             "attempt": "1",
-            "max_attempts": str(job.max_attempts),
+            "max_attempts": str(job.max_attempts or settings.max_attempts),
             "queue": keys.queue,
             "enqueued_at": f"{now:.6f}",
         }

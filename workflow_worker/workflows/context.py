@@ -24,6 +24,8 @@ class JobContext:
     logger: logging.LoggerAdapter[logging.Logger]
     http: aiohttp.ClientSession
     redis: Any
+    # What WORKER_LIFESPAN yielded (None without one): the process's shared resources.
+    state: Any = None
 
 
 class Workflow(Protocol):
@@ -32,4 +34,5 @@ class Workflow(Protocol):
     def __call__(self, payload: dict[str, Any], ctx: JobContext) -> Awaitable[Any]: ...
 
 
-WorkflowRegistry = Mapping[str, Callable[[dict[str, Any], JobContext], Awaitable[Any]]]
+# An `async def` or a plain `def` (run in the worker's thread pool) per workflow name.
+WorkflowRegistry = Mapping[str, Callable[[dict[str, Any], JobContext], Any]]
