@@ -225,4 +225,4 @@ async def test_final_failure_is_logged_at_error_with_its_traceback(
     (record,) = records
     assert record.levelno == logging.ERROR
     assert "ZeroDivisionError: the bug" in record.getMessage()
-    assert "raise ZeroDivisionError" in record.traceback  # type: ignore[attr-defined]
+    assert "raise ZeroDivisionError" in record.traceback
