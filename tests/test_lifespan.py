@@ -31,7 +31,7 @@ def test_lifespan_wraps_the_worker_and_its_state_reaches_jobs(
         worker.signal(signal.SIGTERM)
         assert worker.wait(30) == 0
         assert client.result(second, timeout=5) == pid
-    log = [line.decode() for line in sync_redis.lrange(LOG, 0, -1)]
+    log = [bytes(line).decode() for line in sync_redis.lrange(LOG, 0, -1)]
     assert log == [
         f"enter {pid}",
         f"job start {first}",
