@@ -10,6 +10,7 @@ import redis
 
 from tests.conftest import WorkerProcess, make_settings, run_cli, wait_until
 from tests.lifespans import LOG
+from workflow_worker.engine.queue import as_text
 from workflow_worker.producer.client import SyncClient
 from workflow_worker.settings import Settings
 
@@ -31,7 +32,7 @@ def test_lifespan_wraps_the_worker_and_its_state_reaches_jobs(
         worker.signal(signal.SIGTERM)
         assert worker.wait(30) == 0
         assert client.result(second, timeout=5) == pid
-    log = [bytes(line).decode() for line in sync_redis.lrange(LOG, 0, -1)]
+    log = [as_text(line) for line in sync_redis.lrange(LOG, 0, -1)]
     assert log == [
         f"enter {pid}",
         f"job start {first}",
