@@ -24,6 +24,8 @@ from redis.exceptions import RedisError
 from workflow_worker.engine.job import InvalidJob, Job, State, decode_job, with_id
 from workflow_worker.engine.lane import Lane
 from workflow_worker.engine.outcome import Outcome, failed, invalid, oversized, succeeded
+from workflow_worker.engine.progress import Progress, settle
+from workflow_worker.engine.progress import report as report_progress
 from workflow_worker.engine.queue import Claimed, Op, unix_now
 from workflow_worker.engine.ratelimit import RateLimiter
 from workflow_worker.engine.runnables import Runnable, runnables
@@ -59,6 +61,11 @@ class Running:
     admitted: bool = False
     stop_reason: str | None = None
     started: float = field(default_factory=time.monotonic)
+    # Set by the job's first `ctx.progress()` (engine/progress.py).
+    progress: Progress | None = None
+
+    def report_progress(self, fraction: float, message: str) -> None:
+        report_progress(self, fraction, message)
 
     def interrupt(self, reason: str) -> None:
         """Cancel the workflow (never the bookkeeping around it) and remember why; the first
@@ -112,6 +119,8 @@ class Executor:
             outcome = await self._attempt(item, running)
             if outcome is not None:
                 job = running.job
+                if running.progress is not None:
+                    settle(running, outcome.op)
                 if job is not None:
                     # Final ops release the lock; retries and deferrals keep it alive longer.
                     outcome.op.unique_key = str(job.extra.get("unique_key") or "")
@@ -256,7 +265,7 @@ class Executor:
         loop = asyncio.get_running_loop()
         expiry = loop.call_at(loop.time() + timeout, running.interrupt, TIMED_OUT)
         running.in_workflow = True
-        ctx = self._context(job, running.lane)
+        ctx = self._context(job, running)
         try:
             if self.hooks is None:
                 return (await func(job.payload, ctx),)
@@ -343,7 +352,8 @@ class Executor:
             )
         return held
 
-    def _context(self, job: Job, lane: Lane) -> JobContext:
+    def _context(self, job: Job, running: Running) -> JobContext:
+        lane = running.lane
         extra = {"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt}
         return JobContext(
             job_id=job.id,
@@ -355,6 +365,7 @@ class Executor:
             http=self.http,
             redis=lane.queue.client,
             state=self.state,
+            handle=running,
         )
 
     def _stored(self, outcome: Outcome, running: Running, held: int) -> None:

@@ -25,13 +25,21 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["Threads", "call", "current"]
+__all__ = ["Threads", "call", "current", "loop_of_this_thread"]
 
 log = logging.getLogger("workflow_worker.threads")
 T = TypeVar("T")
 # One unit of work: the future to resolve, its loop, and the call bound to its context.
 _Work = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
 _STOP = None
+# In a pool thread, the loop whose task awaits the call it runs.
+_local = threading.local()
+
+
+def loop_of_this_thread() -> asyncio.AbstractEventLoop | None:
+    """The event loop waiting for the call this pool thread runs (None outside the pool)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    return loop
 
 
 class Threads:
@@ -98,6 +106,7 @@ class Threads:
                 continue
             with self._lock:
                 self._busy += 1
+            _local.loop = loop
             try:
                 result: Any = bound()
             except BaseException as exc:
@@ -105,6 +114,7 @@ class Threads:
             else:
                 self._resolve(loop, future, result, None)
             finally:
+                _local.loop = None
                 with self._lock:
                     self._busy -= 1
 

@@ -215,6 +215,8 @@ _FLOAT_FIELDS = frozenset(
         "requeued_at",
         "duration",
         "next_attempt_in",
+        "progress",
+        "expires_at",
     }
 )
 

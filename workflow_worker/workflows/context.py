@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
 
-__all__ = ["JobContext", "Workflow", "WorkflowRegistry"]
+from workflow_worker.engine.progress import DONE
+from workflow_worker.engine.progress import check as check_progress
+
+__all__ = ["JobContext", "ProgressHandle", "Workflow", "WorkflowRegistry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,24 @@ class JobContext:
     redis: Any
     # What WORKER_LIFESPAN yielded (None without one): the process's shared resources.
     state: Any = None
+    # Where `progress()` reports go: the worker's record of this attempt (or a test's).
+    handle: ProgressHandle | None = field(default=None, repr=False, compare=False)
+
+    def progress(self, fraction: float, message: str = "") -> Awaitable[None]:
+        """Report how far the job is, `fraction` from 0 to 1 and a short message, into its
+        status record (`progress`, `progress_message`). Writes are coalesced: at most a few a
+        second per job, the latest value wins, the final record keeps the last one. Awaiting
+        is optional (a sync workflow calls it without `await`)."""
+        fraction, message = check_progress(fraction, message)
+        if self.handle is not None:
+            self.handle.report_progress(fraction, message)
+        return DONE
+
+
+class ProgressHandle(Protocol):
+    """Takes a job's progress reports."""
+
+    def report_progress(self, fraction: float, message: str) -> None: ...
 
 
 class Workflow(Protocol):
