@@ -23,7 +23,14 @@ from redis.exceptions import RedisError
 
 from workflow_worker.engine.job import InvalidJob, Job, State, decode_job, with_id
 from workflow_worker.engine.lane import Lane
-from workflow_worker.engine.outcome import Outcome, failed, invalid, oversized, succeeded
+from workflow_worker.engine.outcome import (
+    Outcome,
+    expired,
+    failed,
+    invalid,
+    oversized,
+    succeeded,
+)
 from workflow_worker.engine.progress import Progress, settle
 from workflow_worker.engine.progress import report as report_progress
 from workflow_worker.engine.queue import Claimed, Op, unix_now
@@ -177,8 +184,9 @@ class Executor:
         if func is None:
             return invalid(item.token, item.raw, f"unknown workflow {job.workflow!r}")
         running.job = job
-        if self.policies:
-            self._apply_policy(job)
+        # Only jobs with extra fields (expires_at) or registries with policies pay for this.
+        if (self.policies or job.extra) and (ended := self._prepare(item, job)) is not None:
+            return ended
         if running.stop_reason is not None:
             return self._interrupted(running, item, job)
         wait = await self._admit(item, job, running)
@@ -199,12 +207,17 @@ class Executor:
             return failed(running.token, job, outcome, duration, self.settings, retry, delay)
         return succeeded(running.token, job, outcome[0], duration, self.settings)
 
-    def _apply_policy(self, job: Job) -> None:
-        """The workflow's policy fills what the job does not set itself."""
+    def _prepare(self, item: Claimed, job: Job) -> Outcome | None:
+        """Fill what the job leaves to its workflow's policy; end it if its expiry has
+        passed. (Only for jobs with extra fields or registries with policies.)"""
         policy = self.policies.get(job.workflow)
         if policy is not None:
             job.timeout = job.timeout or policy.timeout
             job.max_attempts = job.max_attempts or policy.max_attempts
+        expires_at = job.extra.get("expires_at")
+        if expires_at is not None and _past(expires_at):
+            return expired(item.token, job)
+        return None
 
     def _verdict(self, job: Job, exc: BaseException) -> tuple[bool, float | None]:
         """(may retry, delay or None for the backoff) for an attempt that raised `exc`."""
@@ -416,6 +429,15 @@ class Executor:
             log.error("job failed for good: %s", outcome.error, extra=extra)
             return
         log.info("job finished", extra=extra)
+
+
+def _past(expires_at: object) -> bool:
+    """A job's `expires_at` (Unix seconds) has passed; a value that is not a number never does."""
+    return (
+        isinstance(expires_at, int | float)
+        and not isinstance(expires_at, bool)
+        and time.time() >= expires_at
+    )
 
 
 async def _run_hooks(hooks: list[Any], ctx: JobContext, *args: Any) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "backoff_seconds",
     "dead_letter_entry",
     "dead_status",
+    "expired",
     "failed",
     "invalid",
     "oversized",
@@ -128,6 +129,19 @@ def succeeded(token: str, job: Job, result: object, duration: float, settings: S
         "error": "",
     }
     return Outcome(Op("done", token, job.id, status=status), "success")
+
+
+def expired(token: str, job: Job) -> Outcome:
+    """A job not started by its `expires_at`: ended, never run, its lock released."""
+    status: dict[str, str] = {}
+    if not job.generated_id:
+        status = {
+            "state": State.EXPIRED.value,
+            "workflow": job.workflow,
+            "finished_at": unix_now(),
+            "error": f"expired at {job.extra.get('expires_at')} before it started",
+        }
+    return Outcome(Op("done", token, job.id, status=status), "expired")
 
 
 def failed(

@@ -47,7 +47,13 @@ __all__ = [
     "enqueue_sync",
 ]
 
-FINAL_STATES = {State.SUCCESS.value, State.FAILURE.value, State.DEAD.value, State.CANCELLED.value}
+FINAL_STATES = {
+    State.SUCCESS.value,
+    State.FAILURE.value,
+    State.DEAD.value,
+    State.CANCELLED.value,
+    State.EXPIRED.value,
+}
 
 
 class Client:
@@ -76,7 +82,8 @@ class Client:
         """Enqueue one job and return its id; `DuplicateJob` if its unique key is taken.
 
         Options: id, max_attempts, timeout, delay (seconds), at (Unix time or aware
-        datetime), unique_key.
+        datetime), unique_key, expires (seconds from now, or an aware datetime: a job not
+        started by then ends as `expired` and never runs).
         """
         (result,) = await self.submit([JobSpec(workflow, payload, **options)])
         if not result.created:

@@ -62,6 +62,7 @@ class JobSpec:
     delay: float | None = None
     at: float | datetime | None = None
     unique_key: str | None = None
+    expires: float | datetime | None = None
 
     def delay_seconds(self, now: float) -> float:
         """Seconds until the job is due (0: now). The server adds them to its own clock, so
@@ -81,6 +82,19 @@ class JobSpec:
                 raise ValueError(f"at must be a Unix time: {self.at!r}")
             return max(0.0, float(self.at) - now)
         return 0.0
+
+    def expiry(self) -> tuple[int, float | None]:
+        """(ms after enqueue, on the server's clock; 0: none) or (0, Unix time) for `expires`:
+        seconds from now, or an aware datetime (absolute: no clock is consulted)."""
+        if self.expires is None:
+            return 0, None
+        if isinstance(self.expires, datetime):
+            if self.expires.tzinfo is None:
+                raise ValueError("expires must be timezone-aware")
+            return 0, self.expires.timestamp()
+        if not _finite(self.expires) or self.expires <= 0:
+            raise ValueError(f"expires must be a positive number of seconds: {self.expires!r}")
+        return max(1, math.ceil(self.expires * 1000)), None
 
     def check(self) -> None:
         """Refuse what a worker would dead-letter as invalid (`ValueError` naming the field)."""
@@ -170,13 +184,21 @@ def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) 
         }
         if lock is not None:
             status["unique_key"] = lock
+        expires_ms, expires_at = spec.expiry()
+        if expires_at is not None:
+            job.extra["expires_at"] = round(expires_at, 3)
+            text = _checked_text(job, settings)
+            status["expires_at"] = f"{expires_at:.3f}"
         all_keys.append(keys.job(job.id))
         status_index = len(all_keys)
         lock_index = 0
         if lock is not None:
             all_keys.append(keys.unique(lock))
             lock_index = len(all_keys)
-        jobs.append([text, job.id, status_index, lock_index, math.ceil(delay * 1000), status])
+        job_args = [text, job.id, status_index, lock_index, math.ceil(delay * 1000), status]
+        if expires_ms:
+            job_args.append(expires_ms)
+        jobs.append(job_args)
         ids.append(job.id)
         locks.append(lock)
     batch = json.dumps(jobs, separators=(",", ":"))
