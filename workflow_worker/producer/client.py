@@ -74,6 +74,7 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the client's Redis connections (`async with` does it for you)."""
         await self.redis.aclose()
 
     async def enqueue(
@@ -118,13 +119,16 @@ class Client:
             await asyncio.sleep(poll)
 
     async def cancel(self, job_id: str) -> str:
-        """Cancel a queued, delayed or running job: see `engine/lua/cancel-3.lua` for answers."""
+        """Cancel a job. Answers "cancelled" (it was waiting: it never runs), "cancelling" (it
+        runs: its worker cancels it within a second), its final state when it had ended
+        already, or "unknown" (no record)."""
         unique = await self.redis.hget(self.keys.job(job_id), "unique_key")
         call = cancel_call(job_id, unique, self.settings, self.keys)
         answer = await self.scripts.cancel(keys=call.keys, args=call.args)
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
     async def stats(self) -> QueueStats:
+        """Fleet-wide sizes of the queue: queued, in flight, delayed, dead letters, workers."""
         return await RedisQueue(self.redis, self.keys.queue, self.scripts).stats()
 
     async def dead_letters(self, start: int = 0, count: int = 50) -> list[DeadLetter]:
@@ -178,6 +182,7 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
+        """Close the client's Redis connections (`with` does it for you)."""
         self.redis.close()
 
     def enqueue(

@@ -112,6 +112,7 @@ class JobSpec:
             raise ValueError("id must be a string of 1 to 200 characters")
 
     def lock(self) -> str | None:
+        """The unique lock this job takes: `key:<unique_key>`, else `id:<id>`, else None."""
         if self.unique_key:
             return f"key:{self.unique_key}"
         return f"id:{self.id}" if self.id else None

@@ -17,7 +17,9 @@ __all__ = ["JobContext", "ProgressHandle", "Workflow", "WorkflowRegistry"]
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """Per-attempt context: ids, a logger bound to the job, and shared clients."""
+    """Per-attempt context: ids, a logger bound to the job, shared clients (`http`, an aiohttp
+    session; `redis`, the worker's async Redis client), `state` (what WORKER_LIFESPAN
+    yielded), and `progress()`. `handle` is where progress goes (set by the worker)."""
 
     job_id: str
     workflow: str
