@@ -5,19 +5,20 @@ async from sync and refuses anything else by name."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import WorkerFactory, make_settings, wait_for
+from tests.conftest import WorkerFactory, WorkerProcess, make_settings, wait_for
 from workflow_worker.app import Worker
 from workflow_worker.engine import threads
 from workflow_worker.engine.threads import Threads
 from workflow_worker.errors import ConfigError
-from workflow_worker.producer.client import Client, JobFailed
+from workflow_worker.producer.client import Client, JobFailed, SyncClient
 from workflow_worker.workflows.context import JobContext
 from workflow_worker.workflows.registry import check_registry
 
@@ -231,3 +232,20 @@ def test_sync_threads_setting_is_validated() -> None:
     assert Settings.from_env({"WORKER_SYNC_THREADS": "3"}).sync_threads == 3
     with pytest.raises(ConfigError, match="WORKER_SYNC_THREADS"):
         Settings.from_env({"WORKER_SYNC_THREADS": "0"})
+
+
+def test_a_stuck_sync_call_cannot_hold_the_worker_process_at_exit(
+    spawn_worker: Callable[..., WorkerProcess], redis_url: str
+) -> None:
+    """A worker process whose sync job timed out while its thread sleeps on for a minute still
+    exits on SIGTERM within seconds, with code 0, logging that a sync call was left running."""
+    worker = spawn_worker(WORKER_WORKFLOWS="tests.sync_flows:WORKFLOWS")
+    with SyncClient(make_settings(redis_url)) as client:
+        job_id = client.enqueue("stuck", {"seconds": 60}, timeout=0.3, max_attempts=1)
+        with pytest.raises(JobFailed, match="timed out"):
+            client.result(job_id, timeout=10)
+    started = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert time.monotonic() - started < 15
+    assert "still running at exit" in worker.log()
