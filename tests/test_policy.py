@@ -3,6 +3,7 @@ and final failures logged at ERROR, against a real server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -153,8 +154,6 @@ async def test_policy_timeout_applies_when_the_job_sets_none(
 
     @workflows.workflow(timeout=0.2, max_attempts=1)
     async def sleepy(payload: dict[str, Any], ctx: JobContext) -> None:
-        import asyncio
-
         await asyncio.sleep(5)
 
     await start_worker(registry=workflows)
@@ -226,3 +225,23 @@ async def test_final_failure_is_logged_at_error_with_its_traceback(
     assert record.levelno == logging.ERROR
     assert "ZeroDivisionError: the bug" in record.getMessage()
     assert "raise ZeroDivisionError" in record.traceback
+
+
+async def test_on_failure_hook_sees_a_timeout(start_worker: WorkerFactory, redis_url: str) -> None:
+    """An attempt cancelled by its timeout reaches the on_failure hooks as a TimeoutError."""
+    workflows = Workflows()
+    seen: list[str] = []
+
+    @workflows.on_failure
+    async def report(ctx: JobContext, exc: BaseException) -> None:
+        seen.append(f"{type(exc).__name__}: {exc}")
+
+    @workflows.workflow(timeout=0.2, max_attempts=1)
+    async def slow(payload: dict[str, Any], ctx: JobContext) -> None:
+        await asyncio.sleep(5)
+
+    await start_worker(registry=workflows)
+    async with Client(make_settings(redis_url)) as client:
+        with pytest.raises(JobFailed, match="timed out"):
+            await client.result(await client.enqueue("slow", {}), timeout=10)
+    assert seen == ["JobTimeout: timed out after 0.2s"]
