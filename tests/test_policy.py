@@ -223,7 +223,8 @@ async def test_final_failure_is_logged_at_error_with_its_traceback(
     )
     (record,) = records
     assert record.levelno == logging.ERROR
-    assert "ZeroDivisionError: the bug" in record.getMessage()
+    assert record.getMessage() == "job finished"
+    assert record.error == "ZeroDivisionError: the bug"
     assert "raise ZeroDivisionError" in record.traceback
 
 

@@ -425,8 +425,9 @@ class Executor:
             "error": outcome.error or None,
         }
         if final_failure:
+            # The same "job finished" line, at ERROR and with the last attempt's traceback.
             extra["traceback"] = outcome.op.status.get("traceback") or None
-            log.error("job failed for good: %s", outcome.error, extra=extra)
+            log.error("job finished", extra=extra)
             return
         log.info("job finished", extra=extra)
 
