@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
-from tests.conftest import WorkerFactory, make_settings, wait_for
+from tests.conftest import WorkerFactory, make_settings, run_cli, wait_for
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.producer import requests
 from workflow_worker.producer.client import Client, JobFailed, JobSpec
@@ -135,3 +136,19 @@ async def test_absolute_expiry_datetime_and_raw_wire_field(
 async def _drained(aredis: aioredis.Redis) -> bool:
     keys = QueueKeys.for_queue(Q)
     return await aredis.llen(Q) == 0 and await aredis.hlen(keys.processing) == 0
+
+
+def test_cli_enqueue_expires(redis_url: str) -> None:
+    """`workflow-worker enqueue --expires 30` writes a deadline about 30 s ahead on the
+    server's clock into the job and its record; `--expires 0` is refused naming the flag."""
+    done = run_cli(redis_url, "enqueue", "echo", "--id", "cli-exp", "--expires", "30")
+    assert done.returncode == 0, done.stderr
+    with redis.Redis.from_url(redis_url) as client:
+        now = float(client.time()[0])
+        (raw,) = client.lrange(Q, 0, -1)
+        record = client.hgetall(QueueKeys.for_queue(Q).job("cli-exp"))
+    assert abs(json.loads(raw)["expires_at"] - (now + 30)) < 5
+    assert abs(float(record[b"expires_at"]) - (now + 30)) < 5
+    refused = run_cli(redis_url, "enqueue", "echo", "--expires", "0")
+    assert refused.returncode == 2
+    assert "--expires 0" in refused.stderr
