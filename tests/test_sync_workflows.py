@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import WorkerFactory, WorkerProcess, make_settings, wait_for
 from workflow_worker.app import Worker
 from workflow_worker.engine import threads
+from workflow_worker.engine.runnables import runnables
 from workflow_worker.engine.threads import Threads
 from workflow_worker.errors import ConfigError
 from workflow_worker.producer.client import Client, JobFailed, SyncClient
@@ -249,3 +250,20 @@ def test_a_stuck_sync_call_cannot_hold_the_worker_process_at_exit(
     assert worker.wait(30) == 0
     assert time.monotonic() - started < 15
     assert "still running at exit" in worker.log()
+
+
+def test_async_workflows_are_called_as_they_are() -> None:
+    """The executor calls an `async def` workflow itself, with no wrapper around it (the
+    async hot path is unchanged); only a `def` workflow is wrapped for the thread pool."""
+    async def fast(payload: dict[str, Any], ctx: JobContext) -> None:
+        return None
+
+    def slow(payload: dict[str, Any], ctx: JobContext) -> None:
+        return None
+
+    pool = Threads(1)
+    funcs: dict[str, Any] = runnables({"fast": fast, "slow": slow}, pool)
+    assert funcs["fast"] is fast
+    assert funcs["slow"] is not slow
+    assert funcs["slow"].__wrapped__ is slow
+    assert pool.started == 0

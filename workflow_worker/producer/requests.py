@@ -52,6 +52,9 @@ class JobSpec:
     `id` makes the job unique by id; `unique_key` by any key of yours. Either way, enqueueing
     does nothing while a job holding that key is queued, delayed or running. `delay` (seconds)
     or `at` (Unix time or aware datetime) park the job in the delayed set until it is due.
+    `expires` (seconds, counted on the Redis server's clock from the enqueue, not from the
+    delay; or an aware datetime) is the job's deadline: not started by then, it ends as
+    `expired` and never runs.
     """
 
     workflow: str
