@@ -255,6 +255,7 @@ def test_a_stuck_sync_call_cannot_hold_the_worker_process_at_exit(
 def test_async_workflows_are_called_as_they_are() -> None:
     """The executor calls an `async def` workflow itself, with no wrapper around it (the
     async hot path is unchanged); only a `def` workflow is wrapped for the thread pool."""
+
     async def fast(payload: dict[str, Any], ctx: JobContext) -> None:
         return None
 
