@@ -37,13 +37,17 @@ async def test_workflows_registry_is_a_mapping_with_policies() -> None:
     def second(payload: dict[str, Any], ctx: JobContext) -> None:
         return None
 
-    assert dict(workflows) == {"first": first, "other": second}
+    @workflows.workflow
+    async def bare(payload: dict[str, Any], ctx: JobContext) -> None:
+        return None
+
+    assert dict(workflows) == {"first": first, "other": second, "bare": bare}
     assert workflows.policies["first"].timeout == 5.0
     assert "other" not in workflows.policies
     with pytest.raises(ValueError, match="registered twice"):
         workflows.workflow("first")(second)
     with pytest.raises(TypeError, match="retry_on must be a tuple"):
-        workflows.workflow(retry_on=ValueError)  # type: ignore[arg-type]
+        workflows.workflow(retry_on=ValueError)  # type: ignore[call-overload]
 
 
 async def test_retry_with_delay_waits_that_long_and_counts_an_attempt(

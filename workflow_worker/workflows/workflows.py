@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from workflow_worker.workflows.context import JobContext
 from workflow_worker.workflows.registry import is_sync
@@ -67,6 +67,10 @@ class Workflows(Mapping[str, Callable[..., Any]]):
         self.policies: dict[str, Policy] = {}
         self.hooks = Hooks()
 
+    @overload
+    def workflow(self, name: F, /) -> F: ...
+
+    @overload
     def workflow(
         self,
         name: str | None = None,
@@ -75,25 +79,25 @@ class Workflows(Mapping[str, Callable[..., Any]]):
         max_attempts: int | None = None,
         retry_on: ExceptionTypes = (),
         no_retry_on: ExceptionTypes = (),
-    ) -> Callable[[F], F]:
+    ) -> Callable[[F], F]: ...
+
+    def workflow(
+        self,
+        name: Any = None,
+        *,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        retry_on: ExceptionTypes = (),
+        no_retry_on: ExceptionTypes = (),
+    ) -> Any:
         """Register the decorated `async def` or `def` function under `name` (default: its
-        own name). `timeout` (seconds per attempt) and `max_attempts` apply to its jobs that
-        do not set their own; `retry_on` retries only those exceptions, `no_retry_on` never
-        retries those (both checked with isinstance; `Retry` and `Permanent` always win)."""
-        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
-            raise ValueError(f"timeout must be a positive number of seconds: {timeout!r}")
-        if max_attempts is not None and (
-            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
-        ):
-            raise ValueError(f"max_attempts must be a positive integer: {max_attempts!r}")
-        for label, types in (("retry_on", retry_on), ("no_retry_on", no_retry_on)):
-            if not isinstance(types, tuple) or not all(
-                isinstance(t, type) and issubclass(t, BaseException) for t in types
-            ):
-                raise TypeError(f"{label} must be a tuple of exception classes: {types!r}")
-        policy = Policy(
-            None if timeout is None else float(timeout), max_attempts, retry_on, no_retry_on
-        )
+        own name); `@workflows.workflow` without parentheses works too. `timeout` (seconds per
+        attempt) and `max_attempts` apply to its jobs that do not set their own; `retry_on`
+        retries only those exceptions, `no_retry_on` never retries those (both checked with
+        isinstance; `Retry` and `Permanent` always win)."""
+        if callable(name):
+            return self.workflow()(name)
+        policy = _policy(timeout, max_attempts, retry_on, no_retry_on)
 
         def register(func: F) -> F:
             key = name or getattr(func, "__name__", "")
@@ -145,3 +149,25 @@ def _async_hook(hook: Any) -> Any:
     if not inspect.iscoroutinefunction(hook):
         raise TypeError(f"a job hook must be an async def function: {hook!r}")
     return hook
+
+
+def _policy(
+    timeout: float | None,
+    max_attempts: int | None,
+    retry_on: ExceptionTypes,
+    no_retry_on: ExceptionTypes,
+) -> Policy:
+    """The checked policy of one `@workflows.workflow(...)` (ValueError/TypeError naming the
+    argument)."""
+    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds: {timeout!r}")
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+    ):
+        raise ValueError(f"max_attempts must be a positive integer: {max_attempts!r}")
+    for label, types in (("retry_on", retry_on), ("no_retry_on", no_retry_on)):
+        if not isinstance(types, tuple) or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in types
+        ):
+            raise TypeError(f"{label} must be a tuple of exception classes: {types!r}")
+    return Policy(None if timeout is None else float(timeout), max_attempts, retry_on, no_retry_on)
