@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +113,18 @@ def _section(name: str, obj: Any) -> list[str]:
 
 
 def _member(owner: str, attr: str, member: Any) -> list[str]:
-    func = member.fget if isinstance(member, property) else member
+    func: Any = member.fget if isinstance(member, property) else member
     if isinstance(func, classmethod | staticmethod):
         func = func.__func__
     head = f"### `{owner}.{attr}`"
-    sig = "" if isinstance(member, property) else _signature(func, attr)
     lines = [head, ""]
-    if sig:
+    if not isinstance(member, property):
+        # An overloaded method shows its overloads, not the catch-all implementation.
+        variants = typing.get_overloads(func) or [func]
         prefix = "async def " if inspect.iscoroutinefunction(func) else "def "
-        lines += ["```python", prefix + sig, "```", ""]
+        sigs = [prefix + sig for sig in (_signature(v, attr) for v in variants) if sig]
+        if sigs:
+            lines += ["```python", "\n".join(sigs), "```", ""]
     doc = inspect.getdoc(func)
     if not doc and owner == "SyncClient":
         # SyncClient mirrors Client method for method: the async method's words apply.
