@@ -4,7 +4,8 @@ a feature needs to run off the event loop (`await call(fn, *args)`).
 A thread cannot be killed. When the awaiting task is cancelled (the job's timeout, a cancel
 request, the drain deadline), `call` raises `CancelledError` at once, so the attempt ends as
 timed out or cancelled for the job's bookkeeping; the thread runs the function on to its end,
-and its result or exception is discarded. Until it ends it holds one of the pool's threads.
+and its result or exception is discarded. Until it ends it holds one of the pool's threads
+(and a retry of the job may start meanwhile).
 A call still waiting for a free thread when it is cancelled never starts.
 
 The pool's threads are daemon threads, started one by one as calls need them (a worker whose
