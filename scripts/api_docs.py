@@ -1,6 +1,6 @@
 """Generate docs/api.md from the docstrings and signatures of `workflow_worker.__all__`.
 
-Usage: python scripts/api_docs.py [--check]
+Usage: ./dev api-docs [--check]   (python scripts/api_docs.py [--check])
 `--check` writes nothing and exits 1 when docs/api.md is stale (tests/test_api_docs.py runs it).
 """
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render()
     if args.check:
         if not args.target.exists() or args.target.read_text() != text:
-            print(f"{args.target} is stale: run python scripts/api_docs.py")
+            print(f"{args.target} is stale: run ./dev api-docs")
             return 1
         return 0
     args.target.write_text(text)
