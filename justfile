@@ -70,6 +70,11 @@ dashboard *args:
 helm-docs:
     python scripts/helm_docs.py
 
+# Regenerate docs/api.md from the package's docstrings (--check: fail if stale)
+[group('dev')]
+api-docs *args:
+    python scripts/api_docs.py {{ args }}
+
 # Regenerate the Terraform module READMEs' input and output tables
 [group('dev')]
 tf-docs:

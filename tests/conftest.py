@@ -26,6 +26,8 @@ from workflow_worker.settings import Settings
 from workflow_worker.workflows.context import WorkflowRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
+# An application's own project, run by tests/test_testing.py in a pytest of its own.
+collect_ignore = ["userproject"]
 
 
 # Runs a scenario coroutine to its end on one event loop.

@@ -29,6 +29,11 @@ APP_FILES = {
     "broken.py": "async def hello(payload, ctx)\n    return 'hi'\n",
     "needs.py": "import not_installed_dependency_xyz\n",
     "raises.py": "API_KEY = None\nraise RuntimeError('API_KEY is not set')\n",
+    "streams.py": "async def stream(payload, ctx):\n    yield 1\n\nWORKFLOWS = {'s': stream}\n",
+    "life.py": (
+        "import contextlib\n\n@contextlib.asynccontextmanager\nasync def lifespan():\n"
+        "    raise ConnectionRefusedError('db:5432')\n    yield\n"
+    ),
 }
 
 
@@ -111,6 +116,15 @@ CASES = {
     ),
     "no-attribute": Case(
         "has no <attribute>", 2, ("run",), {"WORKER_WORKFLOWS": "workflow_worker.builtin:FLOWS"}
+    ),
+    "not-a-workflow": Case(
+        "workflow <name> is", 2, ("run",), {"WORKER_WORKFLOWS": "streams:WORKFLOWS"}
+    ),
+    "lifespan-raises": Case(
+        "WORKER_LIFESPAN=<path>",
+        2,
+        ("run",),
+        {"WORKER_LIFESPAN": "life:lifespan", "WORKER_HTTP_PORT": "0"},
     ),
     "payload-too-large": Case(
         "WORKER_MAX_PAYLOAD_BYTES",

@@ -10,6 +10,8 @@ from workflow_worker.errors import (
     JobCancelled,
     JobFailed,
     PayloadTooLarge,
+    Permanent,
+    Retry,
 )
 from workflow_worker.producer.client import (
     Client,
@@ -20,6 +22,7 @@ from workflow_worker.producer.client import (
 )
 from workflow_worker.settings import Settings
 from workflow_worker.workflows.context import JobContext
+from workflow_worker.workflows.workflows import Workflows
 
 __all__ = [
     "Client",
@@ -30,8 +33,11 @@ __all__ = [
     "JobFailed",
     "JobSpec",
     "PayloadTooLarge",
+    "Permanent",
+    "Retry",
     "Settings",
     "SyncClient",
+    "Workflows",
     "__version__",
     "enqueue",
     "enqueue_sync",

@@ -83,5 +83,13 @@ def job_spec(args: argparse.Namespace) -> tuple[JobSpec, int]:
         timeout=None if timeout is None else parse_flag("job_timeout", "--timeout", timeout),
         delay=_seconds("--delay", args.delay),
         unique_key=args.unique_key,
+        expires=_expires(args.expires),
     )
     return spec, copies
+
+
+def _expires(raw: str | None) -> float | None:
+    value = _seconds("--expires", raw)
+    if value == 0:
+        raise ConfigError("--expires", raw, "a number of seconds above 0")
+    return value

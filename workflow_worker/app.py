@@ -34,6 +34,7 @@ from workflow_worker.engine.queue import RedisQueue
 from workflow_worker.engine.ratelimit import RateLimiter
 from workflow_worker.engine.schedule import parse_schedule
 from workflow_worker.engine.scheduler import Scheduler
+from workflow_worker.engine.threads import current as current_threads
 from workflow_worker.errors import ConfigError
 from workflow_worker.ops.http import Health, create_app, start_http
 from workflow_worker.ops.logs import flush_logs
@@ -41,7 +42,8 @@ from workflow_worker.ops.metrics import Metrics
 from workflow_worker.ops.podcost import PodDeletionCost
 from workflow_worker.settings import Settings
 from workflow_worker.workflows.context import WorkflowRegistry
-from workflow_worker.workflows.registry import check_rate_limits, load_registry
+from workflow_worker.workflows.lifespan import lifespan_state, load_lifespan
+from workflow_worker.workflows.registry import check_rate_limits, check_registry, load_registry
 
 __all__ = ["Worker"]
 
@@ -61,7 +63,10 @@ class Worker:
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
+        if registry is not None:
+            check_registry(registry, None)
         self.workflows = registry if registry is not None else load_registry(settings.workflows)
+        self.lifespan = load_lifespan(settings.lifespan)
         self._check_schedule()
         check_rate_limits(settings, self.workflows)
         self.prom = metrics_registry or CollectorRegistry()
@@ -84,13 +89,21 @@ class Worker:
         self.stopping.set()
 
     async def run(self, ready: asyncio.Event | None = None) -> int:
-        """Run until `request_stop` (or a signal); returns the process exit code."""
+        """Run until `request_stop` (or a signal); returns the process exit code. The
+        lifespan (WORKER_LIFESPAN) is entered first and left last, after the drain."""
+        async with lifespan_state(self.lifespan, self.settings.lifespan) as state:
+            return await self._serve(ready, state)
+
+    async def _serve(self, ready: asyncio.Event | None, state: Any) -> int:
         self._client = client = connect(self.settings)
         lanes = [self._lane(client, name) for name in self.settings.queues]
         async with aiohttp.ClientSession() as http:
             executor = Executor(
                 self.settings, self.metrics, self.workflows, http, lambda: consumer.worker_id
             )
+            executor.state = state
+            # Jobs' tasks inherit it: `threads.call()` inside a job finds this worker's pool.
+            current_threads.set(executor.threads)
             consumer = Consumer(self.settings, lanes, self.metrics, executor)
             # Built before anything starts, so a missing token or pod identity stops start-up.
             pod_cost = PodDeletionCost.from_settings(
@@ -131,6 +144,7 @@ class Worker:
                 liveness.stop()
                 await chores.stop(background)
                 await asyncio.to_thread(liveness.join, 5.0)
+                await executor.threads.close()
                 for lane in lanes:
                     await lane.batcher.close()
                 await runner.cleanup()

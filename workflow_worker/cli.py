@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     enq.add_argument("--delay", help="run after this many seconds")
     enq.add_argument("--id", help="job id (also makes the job unique by id; --count 1 only)")
     enq.add_argument("--unique-key", help="skip if a job with this key is queued or running")
+    enq.add_argument("--expires", help="seconds from now: not started by then, it never runs")
 
     job = sub.add_parser("job", help="print one job's status record")
     job.add_argument("job_id")

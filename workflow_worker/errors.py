@@ -11,6 +11,8 @@ __all__ = [
     "JobCancelled",
     "JobFailed",
     "PayloadTooLarge",
+    "Permanent",
+    "Retry",
 ]
 
 
@@ -83,3 +85,20 @@ class DuplicateJob(ValueError):
         )
         self.job_id = result.id
         self.unique_key = result.unique_key
+
+
+class Retry(Exception):
+    """Raised by a workflow: try again, after `delay` seconds (None: the usual backoff).
+
+    The attempt counts: once the job has used its `max_attempts`, it fails for good instead.
+    """
+
+    def __init__(self, message: str = "", *, delay: float | None = None) -> None:
+        if delay is not None and (not isinstance(delay, int | float) or not 0 <= delay < 1e9):
+            raise ValueError(f"Retry delay must be a non-negative number of seconds: {delay!r}")
+        super().__init__(message or (f"retry in {delay:g}s" if delay is not None else "retry"))
+        self.delay = None if delay is None else float(delay)
+
+
+class Permanent(Exception):
+    """Raised by a workflow: this job can never succeed; fail it now, with no retry."""

@@ -168,6 +168,10 @@ class Settings:
     pod_namespace: str = ""
     kubernetes_service_host: str = ""
     kubernetes_service_port: str = "443"
+    # Threads for plain `def` workflows (started only as sync calls need them).
+    sync_threads: int = 16
+    # module:function of an async context manager factory run around the worker's life.
+    lifespan: str = ""
 
     def __post_init__(self) -> None:
         if not self.queues:
@@ -318,4 +322,6 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "pod_namespace": _p("POD_NAMESPACE", lambda _v, r: r.strip()),
     "kubernetes_service_host": _p("KUBERNETES_SERVICE_HOST", lambda _v, r: r.strip()),
     "kubernetes_service_port": _p("KUBERNETES_SERVICE_PORT", lambda _v, r: r.strip()),
+    "sync_threads": _p("WORKER_SYNC_THREADS", lambda v, r: _int(v, r, 1, 1024)),
+    "lifespan": _p("WORKER_LIFESPAN", _import_path),
 }

@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +25,26 @@ from workflow_worker.engine import groups
 from workflow_worker.engine.groups import GROUP_FIELD
 from workflow_worker.engine.job import InvalidJob, Job, State, decode_job, with_id
 from workflow_worker.engine.lane import Lane
-from workflow_worker.engine.outcome import Outcome, failed, invalid, oversized, succeeded
+from workflow_worker.engine.outcome import (
+    Outcome,
+    expired,
+    failed,
+    invalid,
+    oversized,
+    succeeded,
+)
+from workflow_worker.engine.progress import Progress, settle
+from workflow_worker.engine.progress import report as report_progress
 from workflow_worker.engine.queue import Claimed, Op, unix_now
 from workflow_worker.engine.ratelimit import RateLimiter
+from workflow_worker.engine.runnables import Runnable, runnables
+from workflow_worker.engine.threads import Threads
+from workflow_worker.errors import Permanent, Retry
 from workflow_worker.ops.metrics import Metrics
 from workflow_worker.settings import Settings
 from workflow_worker.workflows.compose import Composer
 from workflow_worker.workflows.context import JobContext, WorkflowRegistry
+from workflow_worker.workflows.workflows import Hooks, Policy
 
 __all__ = ["Executor", "Running"]
 
@@ -58,6 +71,11 @@ class Running:
     admitted: bool = False
     stop_reason: str | None = None
     started: float = field(default_factory=time.monotonic)
+    # Set by the job's first `ctx.progress()` (engine/progress.py).
+    progress: Progress | None = None
+
+    def report_progress(self, fraction: float, message: str) -> None:
+        report_progress(self, fraction, message)
 
     def interrupt(self, reason: str) -> None:
         """Cancel the workflow (never the bookkeeping around it) and remember why; the first
@@ -87,6 +105,15 @@ class Executor:
         self.settings = settings
         self.metrics = metrics
         self.registry = registry
+        # Plain `def` workflows run in this pool; it starts no thread until one needs it.
+        self.threads = Threads(settings.sync_threads)
+        self._funcs = runnables(registry, self.threads)
+        # A `Workflows` registry's policies and hooks; a plain mapping has none (no cost).
+        self.policies: dict[str, Policy] = getattr(registry, "policies", {})
+        hooks: Hooks | None = getattr(registry, "hooks", None)
+        self.hooks = hooks if hooks else None
+        # What WORKER_LIFESPAN yielded: `ctx.state` of every job.
+        self.state: Any = None
         self.http = http
         self.worker_id = worker_id
         # Called when this worker puts a job in a delayed set (retry, rate limit), so the
@@ -103,6 +130,8 @@ class Executor:
             outcome = await self._attempt(item, running)
             if outcome is not None:
                 job = running.job
+                if running.progress is not None:
+                    settle(running, outcome.op)
                 if job is not None:
                     # Final ops release the lock; retries and deferrals keep it alive longer.
                     outcome.op.unique_key = str(job.extra.get("unique_key") or "")
@@ -141,10 +170,10 @@ class Executor:
         finally:
             running.end()
 
-    def _lookup(self, job: Job) -> Callable[..., Awaitable[Any]] | None:
+    def _lookup(self, job: Job) -> Runnable | None:
         if self.settings.benchmark_mode:
             return self._benchmark
-        return self.registry.get(job.workflow)
+        return self._funcs.get(job.workflow)
 
     async def _benchmark(self, payload: dict[str, Any], ctx: JobContext) -> dict[str, float]:
         lo, hi = self.settings.benchmark_min_seconds, self.settings.benchmark_max_seconds
@@ -163,6 +192,9 @@ class Executor:
         if func is None:
             return invalid(item.token, item.raw, f"unknown workflow {job.workflow!r}")
         running.job = job
+        # Only jobs with extra fields (expires_at) or registries with policies pay for this.
+        if (self.policies or job.extra) and (ended := self._prepare(item, job)) is not None:
+            return ended
         if running.stop_reason is not None:
             return self._interrupted(running, item, job)
         wait = await self._admit(item, job, running)
@@ -179,8 +211,30 @@ class Executor:
         if outcome is None:
             return self._interrupted(running, item, job)
         if isinstance(outcome, BaseException):
-            return failed(running.token, job, outcome, duration, self.settings)
+            retry, delay = self._verdict(job, outcome)
+            return failed(running.token, job, outcome, duration, self.settings, retry, delay)
         return succeeded(running.token, job, outcome[0], duration, self.settings)
+
+    def _prepare(self, item: Claimed, job: Job) -> Outcome | None:
+        """Fill what the job leaves to its workflow's policy; end it if its expiry has
+        passed. (Only for jobs with extra fields or registries with policies.)"""
+        policy = self.policies.get(job.workflow)
+        if policy is not None:
+            job.timeout = job.timeout or policy.timeout
+            job.max_attempts = job.max_attempts or policy.max_attempts
+        expires_at = job.extra.get("expires_at")
+        if expires_at is not None and _past(expires_at):
+            return expired(item.token, job)
+        return None
+
+    def _verdict(self, job: Job, exc: BaseException) -> tuple[bool, float | None]:
+        """(may retry, delay or None for the backoff) for an attempt that raised `exc`."""
+        if isinstance(exc, Retry):
+            return True, exc.delay
+        if isinstance(exc, Permanent):
+            return False, None
+        policy = self.policies.get(job.workflow)
+        return (policy is None or policy.retries(exc)), None
 
     async def _admit(self, item: Claimed, job: Job, running: Running) -> float:
         """0 when the job may start now; else seconds to wait for its fleet-wide limit."""
@@ -221,7 +275,7 @@ class Executor:
         return item.raw.decode("utf-8")
 
     async def _call(
-        self, func: Callable[..., Awaitable[Any]], job: Job, running: Running
+        self, func: Runnable, job: Job, running: Running
     ) -> tuple[Any] | BaseException | None:
         """Run the workflow: (result,), the exception it raised, or None if we interrupted it."""
         if running.stop_reason is not None:
@@ -232,8 +286,11 @@ class Executor:
         loop = asyncio.get_running_loop()
         expiry = loop.call_at(loop.time() + timeout, running.interrupt, TIMED_OUT)
         running.in_workflow = True
+        ctx = self._context(job, running)
         try:
-            return (await func(job.payload, self._context(job, running.lane)),)
+            if self.hooks is None:
+                return (await func(job.payload, ctx),)
+            return (await self._hooked(self.hooks, func, job.payload, ctx),)
         except asyncio.CancelledError:
             if running.stop_reason is None or running.task is None:
                 raise
@@ -241,13 +298,30 @@ class Executor:
             # task cancel: undo it so the bookkeeping that follows runs normally.
             running.task.uncancel()
             if running.stop_reason == TIMED_OUT:
-                return JobTimeout(f"timed out after {timeout:g}s")
+                timed_out = JobTimeout(f"timed out after {timeout:g}s")
+                if self.hooks is not None:
+                    await _run_hooks(self.hooks.failure, ctx, timed_out)
+                return timed_out
             return None
         except Exception as exc:
             return exc
         finally:
             expiry.cancel()
             running.in_workflow = False
+
+    @staticmethod
+    async def _hooked(
+        hooks: Hooks, func: Runnable, payload: dict[str, Any], ctx: JobContext
+    ) -> Any:
+        """The workflow between its job hooks; a hook's own error is logged, never raised."""
+        await _run_hooks(hooks.before, ctx)
+        try:
+            result = await func(payload, ctx)
+        except Exception as exc:
+            await _run_hooks(hooks.failure, ctx, exc)
+            raise
+        await _run_hooks(hooks.after, ctx, result)
+        return result
 
     def _interrupted(self, running: Running, item: Claimed, job: Job) -> Outcome | None:
         reason = running.stop_reason or "cancelled"
@@ -299,7 +373,8 @@ class Executor:
             )
         return held
 
-    def _context(self, job: Job, lane: Lane) -> JobContext:
+    def _context(self, job: Job, running: Running) -> JobContext:
+        lane = running.lane
         extra = {"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt}
         return JobContext(
             job_id=job.id,
@@ -310,6 +385,8 @@ class Executor:
             logger=logging.LoggerAdapter(logging.getLogger("workflow_worker.workflow"), extra),
             http=self.http,
             redis=lane.queue.client,
+            state=self.state,
+            handle=running,
             composer=self._composer(lane),
         )
 
@@ -349,18 +426,44 @@ class Executor:
         self._log_end(outcome, running)
 
     def _log_end(self, outcome: Outcome, running: Running) -> None:
-        if not log.isEnabledFor(logging.INFO):
+        # A final failure is logged at ERROR with its traceback, whatever the level.
+        final_failure = outcome.status == "failure"
+        if not final_failure and not log.isEnabledFor(logging.INFO):
             return
         job = running.job
-        log.info(
-            "job finished",
-            extra={
-                "job_id": outcome.op.job_id or (job.id if job else None),
-                "workflow": job.workflow if job else None,
-                "attempt": job.attempt if job else None,
-                "queue": running.lane.name,
-                "outcome": outcome.status or "requeued",
-                "duration_s": round(time.monotonic() - running.started, 6),
-                "error": outcome.error or None,
-            },
-        )
+        extra = {
+            "job_id": outcome.op.job_id or (job.id if job else None),
+            "workflow": job.workflow if job else None,
+            "attempt": job.attempt if job else None,
+            "queue": running.lane.name,
+            "outcome": outcome.status or "requeued",
+            "duration_s": round(time.monotonic() - running.started, 6),
+            "error": outcome.error or None,
+        }
+        if final_failure:
+            # The same "job finished" line, at ERROR and with the last attempt's traceback.
+            extra["traceback"] = outcome.op.status.get("traceback") or None
+            log.error("job finished", extra=extra)
+            return
+        log.info("job finished", extra=extra)
+
+
+def _past(expires_at: object) -> bool:
+    """A job's `expires_at` (Unix seconds) has passed; a value that is not a number never does."""
+    return (
+        isinstance(expires_at, int | float)
+        and not isinstance(expires_at, bool)
+        and time.time() >= expires_at
+    )
+
+
+async def _run_hooks(hooks: list[Any], ctx: JobContext, *args: Any) -> None:
+    for hook in hooks:
+        try:
+            await hook(ctx, *args)
+        except Exception:
+            log.exception(
+                "job hook %s raised; the job's outcome is unchanged",
+                getattr(hook, "__qualname__", hook),
+                extra={"job_id": ctx.job_id, "workflow": ctx.workflow},
+            )

@@ -45,6 +45,7 @@ class State(StrEnum):
     FAILURE = "failure"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 class InvalidJob(ValueError):

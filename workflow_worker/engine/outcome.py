@@ -22,6 +22,7 @@ __all__ = [
     "backoff_seconds",
     "dead_letter_entry",
     "dead_status",
+    "expired",
     "failed",
     "invalid",
     "oversized",
@@ -130,13 +131,36 @@ def succeeded(token: str, job: Job, result: object, duration: float, settings: S
     return Outcome(Op("done", token, job.id, status=status), "success")
 
 
+def expired(token: str, job: Job) -> Outcome:
+    """A job not started by its `expires_at`: ended, never run, its lock released."""
+    status: dict[str, str] = {}
+    if not job.generated_id:
+        status = {
+            "state": State.EXPIRED.value,
+            "workflow": job.workflow,
+            "finished_at": unix_now(),
+            "error": f"expired at {job.extra.get('expires_at')} before it started",
+        }
+    return Outcome(Op("done", token, job.id, status=status), "expired")
+
+
 def failed(
-    token: str, job: Job, exc: BaseException, duration: float, settings: Settings
+    token: str,
+    job: Job,
+    exc: BaseException,
+    duration: float,
+    settings: Settings,
+    retry: bool = True,
+    delay: float | None = None,
 ) -> Outcome:
-    """Retry with backoff while attempts remain, else dead-letter the job."""
+    """Retry (after `delay` seconds, else with backoff) while attempts remain and `retry`
+    allows, else dead-letter the job."""
     error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
     trace = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
     max_attempts = job.max_attempts or settings.max_attempts
+    if not retry:
+        reason = f"failed on attempt {job.attempt} with an error that is not retried: {error}"
+        return _final_failure(token, job, reason, trace, duration, error)
     if job.attempt >= max_attempts:
         reason = f"failed after {job.attempt} of {max_attempts} attempts: {error}"
         return _final_failure(token, job, reason, trace, duration, error)
@@ -148,7 +172,8 @@ def failed(
             f"{settings.claim_limit}-byte limit; last error: {error}"
         )
         return _final_failure(token, job, reason, trace, duration, error)
-    delay = backoff_seconds(job.attempt, settings)
+    if delay is None:
+        delay = backoff_seconds(job.attempt, settings)
     status = {
         "workflow": job.workflow,
         "attempt": str(job.attempt),

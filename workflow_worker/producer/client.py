@@ -48,7 +48,13 @@ __all__ = [
     "enqueue_sync",
 ]
 
-FINAL_STATES = {State.SUCCESS.value, State.FAILURE.value, State.DEAD.value, State.CANCELLED.value}
+FINAL_STATES = {
+    State.SUCCESS.value,
+    State.FAILURE.value,
+    State.DEAD.value,
+    State.CANCELLED.value,
+    State.EXPIRED.value,
+}
 
 
 class Client:
@@ -69,6 +75,7 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the client's Redis connections (`async with` does it for you)."""
         await self.redis.aclose()
 
     async def enqueue(
@@ -77,7 +84,8 @@ class Client:
         """Enqueue one job and return its id; `DuplicateJob` if its unique key is taken.
 
         Options: id, max_attempts, timeout, delay (seconds), at (Unix time or aware
-        datetime), unique_key.
+        datetime), unique_key, expires (seconds from now, or an aware datetime: a job not
+        started by then ends as `expired` and never runs).
         """
         (result,) = await self.submit([JobSpec(workflow, payload, **options)])
         if not result.created:
@@ -129,13 +137,16 @@ class Client:
             await asyncio.sleep(poll)
 
     async def cancel(self, job_id: str) -> str:
-        """Cancel a queued, delayed or running job: see `engine/lua/cancel-3.lua` for answers."""
+        """Cancel a job. Answers "cancelled" (it was waiting: it never runs), "cancelling" (it
+        runs: its worker cancels it within a second), its final state when it had ended
+        already, or "unknown" (no record)."""
         unique = await self.redis.hget(self.keys.job(job_id), "unique_key")
         call = cancel_call(job_id, unique, self.settings, self.keys)
         answer = await self.scripts.cancel(keys=call.keys, args=call.args)
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
     async def stats(self) -> QueueStats:
+        """Fleet-wide sizes of the queue: queued, in flight, delayed, dead letters, workers."""
         return await RedisQueue(self.redis, self.keys.queue, self.scripts).stats()
 
     async def dead_letters(self, start: int = 0, count: int = 50) -> list[DeadLetter]:
@@ -189,6 +200,7 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
+        """Close the client's Redis connections (`with` does it for you)."""
         self.redis.close()
 
     def enqueue(

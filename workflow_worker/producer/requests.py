@@ -55,6 +55,9 @@ class JobSpec:
     `id` makes the job unique by id; `unique_key` by any key of yours. Either way, enqueueing
     does nothing while a job holding that key is queued, delayed or running. `delay` (seconds)
     or `at` (Unix time or aware datetime) park the job in the delayed set until it is due.
+    `expires` (seconds, counted on the Redis server's clock from the enqueue, not from the
+    delay; or an aware datetime) is the job's deadline: not started by then, it ends as
+    `expired` and never runs.
     """
 
     workflow: str
@@ -65,6 +68,7 @@ class JobSpec:
     delay: float | None = None
     at: float | datetime | None = None
     unique_key: str | None = None
+    expires: float | datetime | None = None
 
     def delay_seconds(self, now: float) -> float:
         """Seconds until the job is due (0: now). The server adds them to its own clock, so
@@ -84,6 +88,19 @@ class JobSpec:
                 raise ValueError(f"at must be a Unix time: {self.at!r}")
             return max(0.0, float(self.at) - now)
         return 0.0
+
+    def expiry(self) -> tuple[int, float | None]:
+        """(ms after enqueue, on the server's clock; 0: none) or (0, Unix time) for `expires`:
+        seconds from now, or an aware datetime (absolute: no clock is consulted)."""
+        if self.expires is None:
+            return 0, None
+        if isinstance(self.expires, datetime):
+            if self.expires.tzinfo is None:
+                raise ValueError("expires must be timezone-aware")
+            return 0, self.expires.timestamp()
+        if not _finite(self.expires) or self.expires <= 0:
+            raise ValueError(f"expires must be a positive number of seconds: {self.expires!r}")
+        return max(1, math.ceil(self.expires * 1000)), None
 
     def check(self) -> None:
         """Refuse what a worker would dead-letter as invalid (`ValueError` naming the field)."""
@@ -107,6 +124,7 @@ class JobSpec:
         return Chain((self,)) | other
 
     def lock(self) -> str | None:
+        """The unique lock this job takes: `key:<unique_key>`, else `id:<id>`, else None."""
         if self.unique_key:
             return f"key:{self.unique_key}"
         return f"id:{self.id}" if self.id else None
@@ -138,8 +156,10 @@ def _job(spec: JobSpec, settings: Settings, now: float) -> Job:
         id=spec.id or new_job_id(),
         enqueued_at=now,
         attempt=1,
-        max_attempts=spec.max_attempts or settings.max_attempts,
-        timeout=spec.timeout or settings.job_timeout,
+        # Left out when not given, so the worker applies the workflow's policy, then its own
+        # WORKER_MAX_ATTEMPTS / WORKER_JOB_TIMEOUT.
+        max_attempts=spec.max_attempts,
+        timeout=spec.timeout,
         extra=extra,
     )
 
@@ -181,7 +201,7 @@ def enqueue_call(
             "state": (State.DELAYED if delay else State.QUEUED).value,
             "workflow": job.workflow,
             "attempt": "1",
-            "max_attempts": str(job.max_attempts),
+            "max_attempts": str(job.max_attempts or settings.max_attempts),
             "queue": keys.queue,
             "enqueued_at": f"{now:.6f}",
         }
@@ -189,13 +209,21 @@ def enqueue_call(
             status["unique_key"] = lock
         if more_status:
             status.update(more_status)
+        expires_ms, expires_at = spec.expiry()
+        if expires_at is not None:
+            job.extra["expires_at"] = round(expires_at, 3)
+            text = _checked_text(job, settings)
+            status["expires_at"] = f"{expires_at:.3f}"
         all_keys.append(keys.job(job.id))
         status_index = len(all_keys)
         lock_index = 0
         if lock is not None:
             all_keys.append(keys.unique(lock))
             lock_index = len(all_keys)
-        jobs.append([text, job.id, status_index, lock_index, math.ceil(delay * 1000), status])
+        job_args = [text, job.id, status_index, lock_index, math.ceil(delay * 1000), status]
+        if expires_ms:
+            job_args.append(expires_ms)
+        jobs.append(job_args)
         ids.append(job.id)
         locks.append(lock)
     batch = json.dumps(jobs, separators=(",", ":"))
@@ -238,6 +266,8 @@ _FLOAT_FIELDS = frozenset(
         "requeued_at",
         "duration",
         "next_attempt_in",
+        "progress",
+        "expires_at",
     }
 )
 

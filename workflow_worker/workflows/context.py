@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
 
+from workflow_worker.engine.progress import DONE
+from workflow_worker.engine.progress import check as check_progress
 from workflow_worker.producer.compose import Chain
 from workflow_worker.producer.requests import JobSpec
 from workflow_worker.workflows import compose
 
-__all__ = ["JobContext", "Workflow", "WorkflowRegistry"]
+__all__ = ["JobContext", "ProgressHandle", "Workflow", "WorkflowRegistry"]
 
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """Per-attempt context: ids, a logger bound to the job, and shared clients."""
+    """Per-attempt context: ids, a logger bound to the job, shared clients (`http`, an aiohttp
+    session; `redis`, the worker's async Redis client), `state` (what WORKER_LIFESPAN
+    yielded), and `progress()`. `handle` is where progress goes (set by the worker)."""
 
     job_id: str
     workflow: str
@@ -28,6 +32,11 @@ class JobContext:
     logger: logging.LoggerAdapter[logging.Logger]
     http: aiohttp.ClientSession
     redis: Any
+    # What WORKER_LIFESPAN yielded (None without one): the process's shared resources.
+    state: Any = None
+    # Where `progress()` reports go: the worker's record of this attempt (or a test's).
+    handle: ProgressHandle | None = field(default=None, repr=False, compare=False)
+
     # Composition (docs/composition.md): the worker's per-queue composer, replaced by this
     # attempt's own scope (which counts what the attempt creates) on first use, so a job that
     # creates nothing pays for one field.
@@ -55,6 +64,22 @@ class JobContext:
         """Run `links` one after another, each given the previous outcome; their ids."""
         return await compose.start_chain(self, links, key)
 
+    def progress(self, fraction: float, message: str = "") -> Awaitable[None]:
+        """Report how far the job is, `fraction` from 0 to 1 and a short message, into its
+        status record (`progress`, `progress_message`). Writes are coalesced: at most a few a
+        second per job, the latest value wins, the final record keeps the last one. Awaiting
+        is optional (a sync workflow calls it without `await`)."""
+        fraction, message = check_progress(fraction, message)
+        if self.handle is not None:
+            self.handle.report_progress(fraction, message)
+        return DONE
+
+
+class ProgressHandle(Protocol):
+    """Takes a job's progress reports."""
+
+    def report_progress(self, fraction: float, message: str) -> None: ...
+
 
 class Workflow(Protocol):
     """An async function taking the job's payload and its context."""
@@ -62,4 +87,5 @@ class Workflow(Protocol):
     def __call__(self, payload: dict[str, Any], ctx: JobContext) -> Awaitable[Any]: ...
 
 
-WorkflowRegistry = Mapping[str, Callable[[dict[str, Any], JobContext], Awaitable[Any]]]
+# An `async def` or a plain `def` (run in the worker's thread pool) per workflow name.
+WorkflowRegistry = Mapping[str, Callable[[dict[str, Any], JobContext], Any]]

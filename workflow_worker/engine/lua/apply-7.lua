@@ -28,6 +28,8 @@
 --                   (a text too large to embed in the entry)
 --   kind "requeue": release the claim and push arg (job text) at the queue's consuming end
 --   kind "defer":   as "retry", but not a failure (a rate limit said "later")
+--   kind "progress": if claimed, write the status fields (progress, progress_message) and
+--                   nothing else
 -- ARGV[3] "1" when a claim that is gone while its worker's lease is live means this op was
 --         applied already by an earlier send whose reply was lost (the batcher); "0" otherwise
 -- Output: one integer per operation: 1 when the claim was held (or the op was applied already),
@@ -122,7 +124,13 @@ for n, op in ipairs(ops) do
   local unique, cancel, extra = op[8], op[9], op[10]
   local held
   local write = true
-  if kind == 'start' then
+  if kind == 'progress' then
+    held = redis.call('HEXISTS', KEYS[1], token)
+    write = false
+    if held == 1 and key then
+      redis.call('HSET', key, 'progress', status.progress, 'progress_message', status.progress_message)
+    end
+  elseif kind == 'start' then
     held = redis.call('HEXISTS', KEYS[1], token)
     if held == 1 and cancel ~= 0 and redis.call('EXISTS', KEYS[cancel]) == 1 then
       held = 2

@@ -11,7 +11,9 @@
 -- ARGV[1] status record TTL, seconds (also the longest a unique lock can outlive a lost job);
 --         a delayed job's record and lock live its delay longer
 -- ARGV[2] JSON array of jobs, each [job text, job id, status key index, unique lock index
---         (0 = none), delay ms (0 = now), {status field: value}]
+--         (0 = none), delay ms (0 = now), {status field: value}, expires ms (optional)];
+--         with expires ms, the text gets "expires_at" (Unix seconds on this server's clock, that
+--         many ms from now) as its first field, and the status record gets it too
 -- ARGV[3] the queue's event channel: idle promoters hear of the earliest new delayed job
 -- ARGV[4] this call's id (random, one per call)
 -- Output: per job, "" when it was enqueued (by this call), or the id of the job that holds its
@@ -43,6 +45,12 @@ for n, job in ipairs(jobs) do
       out[n] = owner
     else
       local fields = {'enqueue_call', call}
+      if job[7] then
+        local expires_at = string.format('%.3f', (now() + job[7]) / 1000)
+        text = '{"expires_at":' .. expires_at .. ',' .. string.sub(text, 2)
+        fields[#fields + 1] = 'expires_at'
+        fields[#fields + 1] = expires_at
+      end
       for name, value in pairs(status) do
         fields[#fields + 1] = name
         fields[#fields + 1] = value
