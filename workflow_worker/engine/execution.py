@@ -29,6 +29,7 @@ from workflow_worker.engine.ratelimit import RateLimiter
 from workflow_worker.ops.metrics import Metrics
 from workflow_worker.settings import Settings
 from workflow_worker.workflows.context import JobContext, WorkflowRegistry
+from workflow_worker.workflows.steps import CHECKPOINT, SLEEP, Steps
 
 __all__ = ["Executor", "Running"]
 
@@ -55,6 +56,10 @@ class Running:
     admitted: bool = False
     stop_reason: str | None = None
     started: float = field(default_factory=time.monotonic)
+    # Durable steps (workflows/steps.py): the claimed message, and the step log once the
+    # workflow calls ctx.step (None for jobs that use no steps).
+    claimed: Claimed | None = None
+    steps: Any = None
 
     def interrupt(self, reason: str) -> None:
         """Cancel the workflow (never the bookkeeping around it) and remember why; the first
@@ -91,6 +96,7 @@ class Executor:
         self.on_due: Callable[[], None] = lambda: None
         # Limit releases in flight (a task needs a reference until it ends).
         self._releasing: set[asyncio.Task[None]] = set()
+        self.steps = Steps(settings, metrics)
 
     async def run(self, item: Claimed, running: Running) -> None:
         """Handle one job up to handing its outcome to the batcher; `running.end()` follows
@@ -155,6 +161,7 @@ class Executor:
         if func is None:
             return invalid(item.token, item.raw, f"unknown workflow {job.workflow!r}")
         running.job = job
+        running.claimed = item
         if running.stop_reason is not None:
             return self._interrupted(running, item, job)
         wait = await self._admit(item, job, running)
@@ -186,7 +193,7 @@ class Executor:
         running.admitted = wait <= 0
         return wait
 
-    def _deferred(self, item: Claimed, job: Job, wait: float) -> Outcome:
+    def _deferred(self, item: Claimed, job: Job, wait: float, word: str = "deferred") -> Outcome:
         """Back to the delayed set, unchanged: waiting for a limit is not an attempt."""
         status: dict[str, str] = {}
         job_id = ""
@@ -202,7 +209,7 @@ class Executor:
             status,
             extra_s=math.ceil(wait),
         )
-        return Outcome(op, "deferred")
+        return Outcome(op, word)
 
     @staticmethod
     def _as_claimed(item: Claimed, job: Job) -> str:
@@ -225,7 +232,7 @@ class Executor:
         expiry = loop.call_at(loop.time() + timeout, running.interrupt, TIMED_OUT)
         running.in_workflow = True
         try:
-            return (await func(job.payload, self._context(job, running.lane)),)
+            return (await func(job.payload, self._context(job, running)),)
         except asyncio.CancelledError:
             if running.stop_reason is None or running.task is None:
                 raise
@@ -243,7 +250,10 @@ class Executor:
 
     def _interrupted(self, running: Running, item: Claimed, job: Job) -> Outcome | None:
         reason = running.stop_reason or "cancelled"
-        if reason == "shutdown":
+        if reason == SLEEP:
+            # ctx.sleep: back to the delayed set, not counted as an attempt.
+            return self._deferred(item, job, self.steps.wake_in(running), "sleeping")
+        if reason in ("shutdown", CHECKPOINT):
             status = {"state": State.QUEUED.value, "requeued_at": unix_now()}
             text = self._as_claimed(item, job)
             return Outcome(Op("requeue", running.token, job.id, text, 0, status), "")
@@ -291,7 +301,8 @@ class Executor:
             )
         return held
 
-    def _context(self, job: Job, lane: Lane) -> JobContext:
+    def _context(self, job: Job, running: Running) -> JobContext:
+        lane = running.lane
         extra = {"job_id": job.id, "workflow": job.workflow, "attempt": job.attempt}
         return JobContext(
             job_id=job.id,
@@ -302,6 +313,8 @@ class Executor:
             logger=logging.LoggerAdapter(logging.getLogger("workflow_worker.workflow"), extra),
             http=self.http,
             redis=lane.queue.client,
+            _running=running,
+            _steps=self.steps,
         )
 
     def _stored(self, outcome: Outcome, running: Running, held: int) -> None:
@@ -313,6 +326,8 @@ class Executor:
 
     def _count(self, outcome: Outcome, running: Running, held: int) -> None:
         job, lane = running.job, running.lane
+        if self.steps.drain is not None:
+            self.steps.ended(running, outcome.status, lane.name)
         if held and outcome.op.kind in ("retry", "defer"):
             self.on_due()
         known = job is not None and (self.settings.benchmark_mode or job.workflow in self.registry)
@@ -329,7 +344,8 @@ class Executor:
         elif outcome.status:
             self.metrics.outcome(lane.name, workflow, outcome.status)
         else:
-            self.metrics.requeued.labels(lane.name, "shutdown").inc()
+            reason = CHECKPOINT if running.stop_reason == CHECKPOINT else "shutdown"
+            self.metrics.requeued.labels(lane.name, reason).inc()
         self._log_end(outcome, running)
 
     def _log_end(self, outcome: Outcome, running: Running) -> None:

@@ -41,6 +41,7 @@ class QueueKeys:
     cron_prefix: str
     ratelimit_prefix: str
     events: str
+    steps_prefix: str
 
     @classmethod
     def for_queue(cls, queue: str) -> QueueKeys:
@@ -61,6 +62,7 @@ class QueueKeys:
             cron_prefix=f"{base}:cron:",
             ratelimit_prefix=f"{base}:ratelimit:",
             events=f"{base}:events",
+            steps_prefix=f"{base}:steps:",
         )
 
     def job(self, job_id: str) -> str:
@@ -74,3 +76,8 @@ class QueueKeys:
     def unique(self, unique_key: str) -> str:
         """Lock of a unique key: holds the id of the job that owns it."""
         return self.unique_prefix + unique_key
+
+    def steps(self, job_id: str) -> str:
+        """Recorded durable steps of one job (step key -> JSON result), next to its status
+        record in the same hash slot; a prefix of its own, so no job id can name it."""
+        return self.steps_prefix + job_id
