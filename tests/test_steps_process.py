@@ -30,7 +30,12 @@ def runs(client: redis.Redis, tag: str) -> list[int]:
 
 
 def recorded(client: redis.Redis, job_id: str) -> set[str]:
-    return {k.decode() for k in client.hkeys(KEYS.steps(job_id))} - {"_run"}
+    keys: list[bytes] = client.hkeys(KEYS.steps(job_id))  # type: ignore[assignment]
+    return {k.decode() for k in keys} - {"_run"}
+
+
+def _started(client: redis.Redis, step: int, count: int) -> Callable[[], bool]:
+    return lambda: runs(client, "chaos")[step - 1] >= count
 
 
 def result(client: redis.Redis, job_id: str) -> object:
@@ -57,7 +62,7 @@ def test_sigkill_mid_workflow_again_and_again_runs_each_recorded_step_once(
     for step in (1, 3, 3, 5):
         # Inside `step`: it has started (one more run than kills so far) and is not recorded.
         started = 1 + killed_in[step - 1]
-        wait_until(lambda s=step, n=started: runs(sync_redis, "chaos")[s - 1] >= n, timeout=60)
+        wait_until(_started(sync_redis, step, started), timeout=60)
         worker.signal(signal.SIGKILL)
         worker.wait()
         if f"s{step}#1" not in recorded(sync_redis, "chaos"):
