@@ -16,6 +16,7 @@ from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.engine.scripts import lua_source
 from workflow_worker.producer.client import Client
 from workflow_worker.workflows.context import JobContext
+from workflow_worker.workflows.steps import StepLimitError
 
 Q = "workflow:queue"
 KEYS = QueueKeys.for_queue(Q)
@@ -342,3 +343,97 @@ async def test_jobs_without_steps_never_send_a_step_script(
     shas = [hashlib.sha1(lua_source(n).encode(), usedforsecurity=False).hexdigest() for n in names]
     assert await aredis.script_exists(*shas) == [False, False]
     assert not [k async for k in aredis.scan_iter(match=KEYS.steps_prefix + "*")]
+
+
+async def test_gathered_steps_are_numbered_in_call_order_and_replay(
+    start_worker: WorkerFactory, aredis: aioredis.Redis, redis_url: str
+) -> None:
+    """Steps of one name started together (asyncio.gather) take occurrences in the order they
+    were called, whatever order they finish in, and replay in that order on the next attempt."""
+    runs: list[int] = []
+
+    async def slow_echo(n: int) -> int:
+        runs.append(n)
+        await asyncio.sleep(0.05 * (3 - n))  # the later call finishes first
+        return n
+
+    async def flow(payload: dict[str, Any], ctx: JobContext) -> list[int]:
+        got = await asyncio.gather(*[ctx.step("x", slow_echo, n) for n in (1, 2)])
+        if ctx.attempt == 1:
+            raise RuntimeError("again")
+        return list(got)
+
+    await start_worker(registry={"flow": flow})
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("flow", {}, max_attempts=2)
+        assert await client.result(job_id, timeout=10) == [1, 2]
+    assert sorted(runs) == [1, 2]
+    assert await _steps(aredis, job_id) == {"x#1": 1, "x#2": 2}
+
+
+async def test_a_worker_whose_claim_is_taken_back_mid_step_stops_without_an_outcome(
+    start_worker: WorkerFactory, aredis: aioredis.Redis, redis_url: str
+) -> None:
+    """When the job's claim disappears while a step runs (taken back by a reaper), the step's
+    record is refused, the workflow goes no further and the worker writes no outcome; its
+    slot is free for the next job."""
+    reached: list[str] = []
+    in_b = asyncio.Event()
+    release = asyncio.Event()
+
+    async def b() -> str:
+        in_b.set()
+        await release.wait()
+        return "b"
+
+    async def flow(payload: dict[str, Any], ctx: JobContext) -> str:
+        await ctx.step("a", _one)
+        await ctx.step("b", b)
+        reached.append("after b")
+        return "done"
+
+    async def other(payload: dict[str, Any], ctx: JobContext) -> str:
+        return "ok"
+
+    await start_worker(registry={"flow": flow, "other": other}, concurrency=1)
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("flow", {})
+        await asyncio.wait_for(in_b.wait(), 10)
+        (token,) = await aredis.hkeys(KEYS.processing)
+        await aredis.hdel(KEYS.processing, token)
+        release.set()
+        other_id = await client.enqueue("other", {})
+        assert await client.result(other_id, timeout=10) == "ok"
+    assert reached == []
+    assert set(await _steps(aredis, job_id)) == {"a#1"}
+    assert (await _status(aredis, job_id))["state"] == "running", "no outcome was written"
+
+
+async def test_bad_step_and_sleep_calls_fail_clearly(
+    start_worker: WorkerFactory, redis_url: str
+) -> None:
+    """A step without a callable, a negative sleep and the 1001st step call of one attempt
+    each raise an error that says what is wrong."""
+    errors: list[str] = []
+
+    async def flow(payload: dict[str, Any], ctx: JobContext) -> list[str]:
+        for bad in (ctx.step("a", 5), ctx.sleep(-1)):
+            try:
+                await bad
+            except (TypeError, ValueError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        try:
+            for _ in range(1001):
+                await ctx.step("tick", _one)
+        except StepLimitError as exc:
+            errors.append(str(exc))
+        return errors
+
+    await start_worker(registry={"flow": flow})
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("flow", {})
+        got = await client.result(job_id, timeout=60)
+    assert got[0].startswith("TypeError: ctx.step('a', fn, ...): the second argument")
+    assert got[1].startswith("ValueError: ctx.sleep: seconds must be finite and >= 0")
+    assert "'tick'" in got[2]
+    assert "over the limit of 1000" in got[2]

@@ -56,9 +56,10 @@ class Running:
     admitted: bool = False
     stop_reason: str | None = None
     started: float = field(default_factory=time.monotonic)
-    # Durable steps (workflows/steps.py): the claimed message, and the step log once the
-    # workflow calls ctx.step (None for jobs that use no steps).
+    # Durable steps (workflows/steps.py): the claimed message, the worker's step machinery,
+    # and the step log once the workflow calls ctx.step (None for jobs that use no steps).
     claimed: Claimed | None = None
+    engine: Steps | None = None
     steps: Any = None
 
     def interrupt(self, reason: str) -> None:
@@ -162,6 +163,7 @@ class Executor:
             return invalid(item.token, item.raw, f"unknown workflow {job.workflow!r}")
         running.job = job
         running.claimed = item
+        running.engine = self.steps
         if running.stop_reason is not None:
             return self._interrupted(running, item, job)
         wait = await self._admit(item, job, running)
@@ -314,7 +316,6 @@ class Executor:
             http=self.http,
             redis=lane.queue.client,
             _running=running,
-            _steps=self.steps,
         )
 
     def _stored(self, outcome: Outcome, running: Running, held: int) -> None:
