@@ -32,7 +32,10 @@ end
 if not mark then
   redis.call('HSET', KEYS[2], '_run', run)
 end
-redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3])
+-- HEXISTS and HSET rather than HSETNX: the documented ACL grants the worker these commands.
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+end
 local life = tonumber(ARGV[4]) * 1000
 if redis.call('PTTL', KEYS[2]) < life then
   redis.call('PEXPIRE', KEYS[2], life)
