@@ -300,7 +300,7 @@ async def test_a_drain_checkpoints_step_jobs_and_lets_plain_jobs_finish(
         started = time.monotonic()
         assert await worker.stop(timeout=30) == 0
         took = time.monotonic() - started
-    assert took < 2.0, f"the drain took {took:.1f}s, more than one step"
+    assert took < 2.5, f"the drain took {took:.1f}s, far more than one 0.6 s step"
     status = await _status(aredis, plain_job)
     assert status["state"] == "success"
     assert (await _status(aredis, step_job))["state"] == "queued"
