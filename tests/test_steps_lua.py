@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
@@ -12,6 +15,14 @@ KEYS = QueueKeys.for_queue("workflow:queue")
 TOKEN = "worker-a|1"
 
 
+@pytest.fixture
+async def store(aredis: aioredis.Redis) -> AsyncIterator[StepStore]:
+    """The step scripts on the test's client; its connection of its own closed afterwards."""
+    opened = StepStore(aredis)
+    yield opened
+    await opened.close()
+
+
 async def _claim(aredis: aioredis.Redis, job_id: str, enqueue_call: str = "call-1") -> None:
     await aredis.hset(KEYS.processing, TOKEN, '{"id":"' + job_id + '","workflow":"w"}')
     await aredis.hset(KEYS.job(job_id), mapping={"state": "running", "enqueue_call": enqueue_call})
@@ -19,11 +30,10 @@ async def _claim(aredis: aioredis.Redis, job_id: str, enqueue_call: str = "call-
 
 
 async def test_a_worker_whose_claim_was_taken_back_cannot_record_a_step(
-    aredis: aioredis.Redis,
+    aredis: aioredis.Redis, store: StepStore
 ) -> None:
     """With the claim token gone from the processing hash (reaped), the record script writes
     nothing (no step, no progress) and says so."""
-    store = StepStore(aredis)
     await _claim(aredis, "j1")
     await aredis.hdel(KEYS.processing, TOKEN)
     held = await store.record(KEYS, TOKEN, "j1", "a#1", "1", life_s=100, progress=True)
@@ -33,12 +43,11 @@ async def test_a_worker_whose_claim_was_taken_back_cannot_record_a_step(
 
 
 async def test_a_held_claim_records_once_with_progress_and_a_life_at_least_the_records(
-    aredis: aioredis.Redis,
+    aredis: aioredis.Redis, store: StepStore
 ) -> None:
     """A step recorded under a held claim is readable in one load, keeps its first result if
     sent again, writes the progress fields, and lives no shorter than the status record, in
     the status record's Cluster slot."""
-    store = StepStore(aredis)
     await _claim(aredis, "j2")
     assert await store.record(KEYS, TOKEN, "j2", "a#1", '{"x":1}', life_s=500, progress=True)
     assert await store.record(KEYS, TOKEN, "j2", "a#1", '{"x":2}', life_s=500, progress=True)
@@ -52,11 +61,10 @@ async def test_a_held_claim_records_once_with_progress_and_a_life_at_least_the_r
 
 
 async def test_steps_of_an_earlier_enqueue_are_not_read_and_are_replaced(
-    aredis: aioredis.Redis,
+    aredis: aioredis.Redis, store: StepStore
 ) -> None:
     """When the status record names another enqueue call than the steps hash, the load returns
     nothing and the next record starts the hash afresh."""
-    store = StepStore(aredis)
     await _claim(aredis, "j3", enqueue_call="first")
     assert await store.record(KEYS, TOKEN, "j3", "a#1", "1", life_s=100, progress=True)
     await aredis.hset(KEYS.job("j3"), "enqueue_call", "second")
@@ -66,11 +74,10 @@ async def test_steps_of_an_earlier_enqueue_are_not_read_and_are_replaced(
 
 
 async def test_a_record_can_write_the_given_id_into_the_claimed_message(
-    aredis: aioredis.Redis,
+    aredis: aioredis.Redis, store: StepStore
 ) -> None:
     """The record of a job whose id was given at claim replaces the claimed text with the
     text carrying that id (what a crash re-delivery then puts back), and writes no status."""
-    store = StepStore(aredis)
     await aredis.hset(KEYS.processing, TOKEN, '{"workflow":"w"}')
     text = '{"id":"gen","workflow":"w"}'
     held = await store.record(

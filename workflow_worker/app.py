@@ -133,6 +133,7 @@ class Worker:
                 await asyncio.to_thread(liveness.join, 5.0)
                 for lane in lanes:
                     await lane.batcher.close()
+                await executor.steps.close()
                 await runner.cleanup()
                 await client.aclose()
         log.info("worker stopped")

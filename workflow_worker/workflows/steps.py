@@ -211,6 +211,11 @@ class Steps:
             outcome = "requeued"
         self.metrics.drained(queue, outcome)
 
+    async def close(self) -> None:
+        """Close the step writes' connections (at the worker's exit)."""
+        for store in self._stores.values():
+            await store.close()
+
     @staticmethod
     def wake_in(running: Running) -> float:
         """Seconds until a job that went to sleep wakes."""
