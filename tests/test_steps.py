@@ -437,3 +437,29 @@ async def test_bad_step_and_sleep_calls_fail_clearly(
     assert got[1].startswith("ValueError: ctx.sleep: seconds must be finite and >= 0")
     assert "'tick'" in got[2]
     assert "over the limit of 1000" in got[2]
+
+
+async def test_a_dead_job_requeued_resumes_after_its_recorded_steps(
+    start_worker: WorkerFactory, aredis: aioredis.Redis, redis_url: str
+) -> None:
+    """A job that used up its attempts after one recorded step, once requeued from the
+    dead-letter list (the cause fixed), goes on from its second step: the first does not run
+    again."""
+    counted = Counted()
+    broken = [True]
+
+    async def flow(payload: dict[str, Any], ctx: JobContext) -> int:
+        a = await ctx.step("a", counted.fn("a"), 1)
+        if broken[0]:
+            raise RuntimeError("a bug in step two")
+        result: int = await ctx.step("b", counted.fn("b"), a)
+        return result
+
+    await start_worker(registry={"flow": flow})
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("flow", {}, max_attempts=1)
+        await wait_for(lambda: _final(aredis, job_id))
+        broken[0] = False
+        assert await client.requeue_dead(0)
+        assert await client.result(job_id, timeout=10) == 3
+    assert counted.runs == {"a": 1, "b": 1}
