@@ -463,3 +463,31 @@ async def test_a_dead_job_requeued_resumes_after_its_recorded_steps(
         assert await client.requeue_dead(0)
         assert await client.result(job_id, timeout=10) == 3
     assert counted.runs == {"a": 1, "b": 1}
+
+
+async def test_recorded_steps_are_read_once_per_attempt_not_per_step(
+    start_worker: WorkerFactory, aredis: aioredis.Redis
+) -> None:
+    """An attempt that replays five recorded steps reads them in one call: the server runs
+    one HGETALL for the whole attempt (the first attempt, with nothing recorded, none)."""
+
+    async def flow(payload: dict[str, Any], ctx: JobContext) -> int:
+        total = 0
+        for i in range(5):
+            total += await ctx.step("s", _echo, i)
+        if ctx.attempt == 1:
+            raise RuntimeError("again")
+        return total
+
+    await start_worker(registry={"flow": flow})
+    await aredis.config_resetstat()
+    job = {"workflow": "flow", "id": "once", "payload": {}, "max_attempts": 2}
+    await aredis.lpush(Q, json.dumps(job))
+    await wait_for(lambda: _final(aredis, "once"))
+    stats = await aredis.info("commandstats")
+    assert stats["cmdstat_hgetall"]["calls"] == 1
+    assert await aredis.hget(KEYS.job("once"), "state") == b"success"
+
+
+async def _echo(i: int) -> int:
+    return i
