@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
 from tests.conftest import WorkerFactory, make_settings, wait_for
@@ -491,3 +492,32 @@ async def test_recorded_steps_are_read_once_per_attempt_not_per_step(
 
 async def _echo(i: int) -> int:
     return i
+
+
+async def test_a_step_records_after_its_connection_was_cut(
+    start_worker: WorkerFactory, redis_url: str
+) -> None:
+    """When Redis drops every client connection between two steps, the next step's record
+    reconnects and lands, and the job finishes with each step run once."""
+    counted = Counted()
+    cut = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def flow(payload: dict[str, Any], ctx: JobContext) -> int:
+        a = await ctx.step("a", counted.fn("a"), 1)
+        cut.set()
+        await go_on.wait()
+        result: int = await ctx.step("b", counted.fn("b"), a)
+        return result
+
+    await start_worker(registry={"flow": flow})
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("flow", {})
+    await asyncio.wait_for(cut.wait(), 10)
+    with redis.Redis.from_url(redis_url) as admin:
+        killed = admin.client_kill_filter(_type="normal", skipme=True)
+    assert int(killed) >= 2, "the worker's connections, the step line among them"
+    go_on.set()
+    async with Client(make_settings(redis_url)) as client:
+        assert await client.result(job_id, timeout=15) == 3
+    assert counted.runs == {"a": 1, "b": 1}
