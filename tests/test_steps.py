@@ -521,3 +521,33 @@ async def test_a_step_records_after_its_connection_was_cut(
     async with Client(make_settings(redis_url)) as client:
         assert await client.result(job_id, timeout=15) == 3
     assert counted.runs == {"a": 1, "b": 1}
+
+
+async def test_a_drain_deadline_inside_a_step_counts_the_job_requeued_mid_step(
+    start_worker: WorkerFactory, aredis: aioredis.Redis, redis_url: str
+) -> None:
+    """A step longer than the drain timeout is cancelled at the deadline: the job is requeued
+    (the step will run again) and counted as requeued mid-step, not checkpointed."""
+    started = asyncio.Event()
+
+    async def long_step() -> int:
+        started.set()
+        await asyncio.sleep(30)
+        return 1
+
+    async def flow(payload: dict[str, Any], ctx: JobContext) -> int:
+        result: int = await ctx.step("long", long_step)
+        return result
+
+    worker = await start_worker(registry={"flow": flow}, shutdown_timeout=0.3)
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("flow", {})
+        await asyncio.wait_for(started.wait(), 10)
+    assert await worker.stop(timeout=30) == 0
+    assert (await _status(aredis, job_id))["state"] == "queued"
+    assert await _steps(aredis, job_id) == {}
+    body = _metrics(worker)
+    assert (
+        'workflow_drain_jobs_total{outcome="requeued_mid_step",queue="workflow:queue"} 1.0' in body
+    )
+    assert 'workflow_drain_jobs_total{outcome="checkpointed",queue="workflow:queue"} 0.0' in body

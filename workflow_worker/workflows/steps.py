@@ -82,7 +82,7 @@ class StepLog:
     loading: asyncio.Future[dict[bytes, bytes]] | None = None
     seen: dict[str, int] = field(default_factory=dict)
     calls: int = 0
-    running: int = 0  # steps executing now: a requeue at the deadline is "mid-step"
+    cut_mid_step: bool = False  # a step was cancelled while it ran (it will run again)
     id_written: bool = False
     wake_in: float = 0.0
 
@@ -141,11 +141,12 @@ class Steps:
             self._count(running, "replayed")
             return json.loads(raw)
         await self._boundary(running)
-        log.running += 1
         try:
             value = await _run(fn, args, kwargs)
-        finally:
-            log.running -= 1
+        except asyncio.CancelledError:
+            # Counted by the drain (requeued mid-step) once the attempt's outcome is stored.
+            log.cut_mid_step = True
+            raise
         text = self._encode(key, value)
         await self._record(running, log, key, text, 0)
         recorded[key.encode("utf-8")] = text.encode("utf-8")
@@ -203,7 +204,7 @@ class Steps:
         elif status:
             tally.finished += 1
             outcome = "finished"
-        elif log is not None and log.running > 0:
+        elif log is not None and log.cut_mid_step:
             tally.requeued_mid_step += 1
             outcome = "requeued_mid_step"
         else:
