@@ -7,12 +7,16 @@ import hashlib
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from prometheus_client import generate_latest
 
 from tests.conftest import WorkerFactory, make_settings, wait_for
+from tests.servers import RedisServer
+from workflow_worker.app import Worker
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.engine.scripts import lua_source
 from workflow_worker.producer.client import Client
@@ -78,8 +82,6 @@ async def test_a_retried_attempt_replays_recorded_steps(
 
 
 def _metrics(worker: Any) -> str:
-    from prometheus_client import generate_latest
-
     return generate_latest(worker.worker.prom).decode()
 
 
@@ -551,3 +553,56 @@ async def test_a_drain_deadline_inside_a_step_counts_the_job_requeued_mid_step(
         'workflow_drain_jobs_total{outcome="requeued_mid_step",queue="workflow:queue"} 1.0' in body
     )
     assert 'workflow_drain_jobs_total{outcome="checkpointed",queue="workflow:queue"} 0.0' in body
+
+
+async def test_a_step_that_cannot_be_recorded_stops_the_workflow(tmp_path: Path) -> None:
+    """With Redis down for longer than the record's retries, the workflow does not go past
+    the step (StepNotRecorded fails the attempt); once Redis is back, the retry replays the
+    recorded step before it and runs the unrecorded one again."""
+    server = RedisServer(tmp_path / "redis", appendonly=True)
+    server.start()
+    counted = Counted()
+    went_on: list[int] = []
+    in_b = asyncio.Event()
+    release = asyncio.Event()
+
+    async def b(value: int) -> int:
+        in_b.set()
+        await release.wait()
+        return value + 1
+
+    async def flow(payload: dict[str, Any], ctx: JobContext) -> int:
+        a = await ctx.step("a", counted.fn("a"), 1)
+        result: int = await ctx.step("b", b, a)
+        went_on.append(ctx.attempt)
+        return result
+
+    settings = make_settings(server.url, lease_seconds=30.0)
+    worker = Worker(settings, registry={"flow": flow})
+    ready = asyncio.Event()
+    task = asyncio.create_task(worker.run(ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        async with Client(settings) as client:
+            job_id = await client.enqueue("flow", {}, max_attempts=3)
+        await asyncio.wait_for(in_b.wait(), 10)
+        server.stop()
+        release.set()
+        await asyncio.sleep(4.0)  # past the record's retries (about 3 s)
+        assert went_on == []
+        in_b.clear()
+        release.clear()
+        server.start()
+        await asyncio.wait_for(in_b.wait(), 20)
+        release.set()
+        async with Client(settings) as client:
+            assert await client.result(job_id, timeout=20) == 3
+        assert went_on == [2]
+        assert counted.runs == {"a": 1}
+        body = generate_latest(worker.prom).decode()
+        assert 'status="retried",workflow="flow"} 1.0' in body
+    finally:
+        worker.request_stop()
+        worker.request_stop()
+        await asyncio.wait_for(task, 60)
+        server.stop()
