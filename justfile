@@ -55,6 +55,11 @@ bench *args:
 bench-sparse *args:
     python -m bench.sparse {{ args }}
 
+# Durable steps: CPU and Redis round trips per step, and a rolling deploy of five-step workflows with and without steps (about 6 min)
+[group('bench')]
+bench-steps *args:
+    python -m bench.steps {{ args }}
+
 # Side by side with Celery (prefork, threads), arq, SAQ and taskiq on one Redis (long; writes bench/results/)
 [group('bench')]
 bench-compare *args:

@@ -147,6 +147,7 @@ class Worker:
                 await executor.threads.close()
                 for lane in lanes:
                     await lane.batcher.close()
+                await executor.steps.close()
                 await runner.cleanup()
                 await client.aclose()
         log.info("worker stopped")
@@ -279,6 +280,8 @@ class Worker:
         self.draining = True
         self.metrics.set_all(self.metrics.draining, 1)
         consumer.stop_claiming()
+        # Jobs using durable steps stop at their next step boundary and are requeued at once.
+        tally = consumer.executor.steps.begin_drain()
         await asyncio.gather(claim, return_exceptions=True)
         timeout = 0.0 if self.hard_stop.is_set() else self.settings.shutdown_timeout
         log.info(
@@ -297,6 +300,7 @@ class Worker:
             await asyncio.wait_for(consumer.wait_idle(None), REQUEUE_DEADLINE)
             for lane in consumer.lanes:
                 await asyncio.wait_for(lane.batcher.flush(), REQUEUE_DEADLINE)
+        log.info("drained", extra=tally.as_dict())
 
     async def _leave(self, consumer: Consumer, chores: Chores) -> None:
         """Put back any claim still held, then give up the lease so nobody waits for it."""

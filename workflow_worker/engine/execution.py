@@ -44,6 +44,7 @@ from workflow_worker.ops.metrics import Metrics
 from workflow_worker.settings import Settings
 from workflow_worker.workflows.compose import Composer
 from workflow_worker.workflows.context import JobContext, WorkflowRegistry
+from workflow_worker.workflows.steps import CHECKPOINT, SLEEP, Steps
 from workflow_worker.workflows.workflows import Hooks, Policy
 
 __all__ = ["Executor", "Running"]
@@ -76,6 +77,12 @@ class Running:
 
     def report_progress(self, fraction: float, message: str) -> None:
         report_progress(self, fraction, message)
+
+    # Durable steps (workflows/steps.py): the claimed message, the worker's step machinery,
+    # and the step log once the workflow calls ctx.step (None for jobs that use no steps).
+    claimed: Claimed | None = None
+    engine: Steps | None = None
+    steps: Any = None
 
     def interrupt(self, reason: str) -> None:
         """Cancel the workflow (never the bookkeeping around it) and remember why; the first
@@ -122,6 +129,7 @@ class Executor:
         # Limit releases in flight (a task needs a reference until it ends).
         self._releasing: set[asyncio.Task[None]] = set()
         self._composers: dict[str, Composer] = {}
+        self.steps = Steps(settings, metrics)
 
     async def run(self, item: Claimed, running: Running) -> None:
         """Handle one job up to handing its outcome to the batcher; `running.end()` follows
@@ -195,6 +203,8 @@ class Executor:
         # Only jobs with extra fields (expires_at) or registries with policies pay for this.
         if (self.policies or job.extra) and (ended := self._prepare(item, job)) is not None:
             return ended
+        running.claimed = item
+        running.engine = self.steps
         if running.stop_reason is not None:
             return self._interrupted(running, item, job)
         wait = await self._admit(item, job, running)
@@ -248,7 +258,7 @@ class Executor:
         running.admitted = wait <= 0
         return wait
 
-    def _deferred(self, item: Claimed, job: Job, wait: float) -> Outcome:
+    def _deferred(self, item: Claimed, job: Job, wait: float, word: str = "deferred") -> Outcome:
         """Back to the delayed set, unchanged: waiting for a limit is not an attempt."""
         status: dict[str, str] = {}
         job_id = ""
@@ -264,7 +274,7 @@ class Executor:
             status,
             extra_s=math.ceil(wait),
         )
-        return Outcome(op, "deferred")
+        return Outcome(op, word)
 
     @staticmethod
     def _as_claimed(item: Claimed, job: Job) -> str:
@@ -325,7 +335,10 @@ class Executor:
 
     def _interrupted(self, running: Running, item: Claimed, job: Job) -> Outcome | None:
         reason = running.stop_reason or "cancelled"
-        if reason == "shutdown":
+        if reason == SLEEP:
+            # ctx.sleep: back to the delayed set, not counted as an attempt.
+            return self._deferred(item, job, self.steps.wake_in(running), "sleeping")
+        if reason in ("shutdown", CHECKPOINT):
             status = {"state": State.QUEUED.value, "requeued_at": unix_now()}
             text = self._as_claimed(item, job)
             return Outcome(Op("requeue", running.token, job.id, text, 0, status), "")
@@ -388,6 +401,7 @@ class Executor:
             state=self.state,
             handle=running,
             composer=self._composer(lane),
+            _running=running,
         )
 
     def _composer(self, lane: Lane) -> Composer:
@@ -406,6 +420,8 @@ class Executor:
 
     def _count(self, outcome: Outcome, running: Running, held: int) -> None:
         job, lane = running.job, running.lane
+        if self.steps.drain is not None:
+            self.steps.ended(running, outcome.status, lane.name)
         if held and outcome.op.kind in ("retry", "defer"):
             self.on_due()
         known = job is not None and (self.settings.benchmark_mode or job.workflow in self.registry)
@@ -422,7 +438,8 @@ class Executor:
         elif outcome.status:
             self.metrics.outcome(lane.name, workflow, outcome.status)
         else:
-            self.metrics.requeued.labels(lane.name, "shutdown").inc()
+            reason = CHECKPOINT if running.stop_reason == CHECKPOINT else "shutdown"
+            self.metrics.requeued.labels(lane.name, reason).inc()
         self._log_end(outcome, running)
 
     def _log_end(self, outcome: Outcome, running: Running) -> None:

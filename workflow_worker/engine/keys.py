@@ -41,7 +41,8 @@ class QueueKeys:
     cron_prefix: str
     ratelimit_prefix: str
     events: str
-    group_prefix: str = ""
+    group_prefix: str
+    steps_prefix: str
 
     @classmethod
     def for_queue(cls, queue: str) -> QueueKeys:
@@ -63,6 +64,7 @@ class QueueKeys:
             ratelimit_prefix=f"{base}:ratelimit:",
             events=f"{base}:events",
             group_prefix=f"{base}:group:",
+            steps_prefix=f"{base}:steps:",
         )
 
     def job(self, job_id: str) -> str:
@@ -80,3 +82,8 @@ class QueueKeys:
     def group(self, group_id: str) -> str:
         """Join state of one group or chain link (docs/composition.md)."""
         return self.group_prefix + group_id
+
+    def steps(self, job_id: str) -> str:
+        """Recorded durable steps of one job (step key -> JSON result), next to its status
+        record in the same hash slot; a prefix of its own, so no job id can name it."""
+        return self.steps_prefix + job_id

@@ -147,6 +147,21 @@ class Metrics:
             ["version", "maxmemory_policy", "appendonly", "appendfsync"],
             registry=registry,
         )
+        self.steps = Counter(
+            "workflow_steps",
+            "Durable steps by what happened: ran (ran and recorded) or replayed (an earlier "
+            "attempt's recorded result returned, the step not run again).",
+            ["queue", "workflow", "kind"],
+            registry=registry,
+        )
+        self.drain_jobs = Counter(
+            "workflow_drain_jobs",
+            "Jobs that ended while this worker drained, by how: finished, checkpointed (stopped "
+            "at a step boundary and requeued, or put to sleep), requeued (at the deadline, "
+            "outside any step) or requeued_mid_step.",
+            ["queue", "outcome"],
+            registry=registry,
+        )
         self._children: dict[tuple[str, ...], Any] = {}
         for queue in self.queues:
             for gauge in (self.active, self.capacity, self.queued, self.inflight, self.delayed):
@@ -157,6 +172,9 @@ class Metrics:
             self.redeliveries.labels(queue)
             self.duplicates.labels(queue)
             self.requeued.labels(queue, "shutdown")
+            self.requeued.labels(queue, "checkpoint")
+            for outcome in ("finished", "checkpointed", "requeued", "requeued_mid_step"):
+                self.drain_jobs.labels(queue, outcome)
             # Zero until a block happens, so rates over them exist from the start.
             self.loop_blocks.labels(queue, "_none")
             self.loop_blocked_seconds.labels(queue, "_none")
@@ -171,6 +189,12 @@ class Metrics:
 
     def outcome(self, queue: str, workflow: str, status: str) -> None:
         self._child(self.jobs, queue, workflow, status).inc()
+
+    def step(self, queue: str, workflow: str, kind: str) -> None:
+        self._child(self.steps, queue, workflow, kind).inc()
+
+    def drained(self, queue: str, outcome: str) -> None:
+        self._child(self.drain_jobs, queue, outcome).inc()
 
     def observe_duration(self, queue: str, workflow: str, seconds: float) -> None:
         self._child(self.duration, queue, workflow).observe(seconds)

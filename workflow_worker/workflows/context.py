@@ -42,6 +42,28 @@ class JobContext:
     # creates nothing pays for one field.
     composer: compose.Composer | compose.Scope | None = None
 
+    # The attempt's bookkeeping (engine/execution.py Running, which holds the worker's step
+    # machinery), for ctx.step and ctx.sleep; None outside a worker.
+    _running: Any = field(default=None, repr=False, compare=False)
+
+    async def step(self, name_or_fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """A durable step: `await ctx.step("name", fn, *args, **kwargs)` (or `ctx.step(fn, ...)`,
+        named after the function). Returns the step's recorded result if this job recorded it
+        on an earlier attempt; else runs `fn` (a sync one in a thread), records its JSON result
+        before going on, and returns it. See docs/steps.md."""
+        running = self._running
+        if running is None or running.engine is None:
+            raise RuntimeError("ctx.step needs a worker: this context was not made by one")
+        return await running.engine.step(running, name_or_fn, args, kwargs)
+
+    async def sleep(self, seconds: float, name: str = "sleep") -> None:
+        """A durable sleep: the job waits in the delayed set, holding no slot, and resumes
+        after its recorded steps; a resumed attempt does not sleep again. See docs/steps.md."""
+        running = self._running
+        if running is None or running.engine is None:
+            raise RuntimeError("ctx.sleep needs a worker: this context was not made by one")
+        await running.engine.sleep(running, seconds, name)
+
     async def enqueue(
         self,
         workflow: str,

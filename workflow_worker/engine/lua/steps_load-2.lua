@@ -1,0 +1,17 @@
+#!lua flags=no-writes
+-- Read the recorded durable steps of one job, once per attempt (docs/steps.md).
+-- Steps belong to one enqueue of a job id: the steps hash carries the `enqueue_call` of the
+-- status record it was written under, so a job id enqueued again does not replay the steps of
+-- its earlier run.
+-- KEYS[1] steps hash of the job (step key -> JSON result, plus `_run`: the enqueue it belongs to)
+-- KEYS[2] status record of the job
+-- Output: flat array [step key, result, ...] (with `_run`, which the caller skips); empty when
+--         nothing is recorded or what is recorded belongs to an earlier enqueue
+local mark = redis.call('HGET', KEYS[1], '_run')
+if not mark then
+  return {}
+end
+if mark ~= (redis.call('HGET', KEYS[2], 'enqueue_call') or '') then
+  return {}
+end
+return redis.call('HGETALL', KEYS[1])
