@@ -168,6 +168,7 @@ class Settings:
     pod_namespace: str = ""
     kubernetes_service_host: str = ""
     kubernetes_service_port: str = "443"
+    recent_jobs: int = 10_000
 
     def __post_init__(self) -> None:
         if not self.queues:
@@ -318,4 +319,5 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "pod_namespace": _p("POD_NAMESPACE", lambda _v, r: r.strip()),
     "kubernetes_service_host": _p("KUBERNETES_SERVICE_HOST", lambda _v, r: r.strip()),
     "kubernetes_service_port": _p("KUBERNETES_SERVICE_PORT", lambda _v, r: r.strip()),
+    "recent_jobs": _p("WORKER_RECENT_JOBS", lambda v, r: _int(v, r, 0, 1_000_000)),
 }

@@ -41,6 +41,7 @@ class QueueKeys:
     cron_prefix: str
     ratelimit_prefix: str
     events: str
+    recent: str
 
     @classmethod
     def for_queue(cls, queue: str) -> QueueKeys:
@@ -61,6 +62,7 @@ class QueueKeys:
             cron_prefix=f"{base}:cron:",
             ratelimit_prefix=f"{base}:ratelimit:",
             events=f"{base}:events",
+            recent=f"{base}:recent",
         )
 
     def job(self, job_id: str) -> str:

@@ -180,6 +180,10 @@ def enqueue_call(specs: Sequence[JobSpec], settings: Settings, keys: QueueKeys) 
     batch = json.dumps(jobs, separators=(",", ":"))
     # One id per call: the same call sent again after a lost reply enqueues nothing twice.
     args: list[str | int] = [settings.result_ttl, batch, keys.events, os.urandom(12).hex()]
+    # The recent-jobs index (the console's job list), written in the same script.
+    if settings.recent_jobs:
+        all_keys.append(keys.recent)
+        args += [len(all_keys), settings.recent_jobs]
     return ScriptCall(all_keys, args, tuple(ids), tuple(locks))
 
 
