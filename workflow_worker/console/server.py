@@ -28,6 +28,8 @@ AUTH = web.AppKey("auth", Auth)
 READER = web.AppKey("reader", Reader)
 ACTS = web.AppKey("actions", Actions)
 SETTINGS = web.AppKey("settings", Settings)
+VIA: web.RequestKey[str | None] = web.RequestKey("via")
+SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
 # Reachable without credentials: the sign-in page and the probe.
 PUBLIC = frozenset({"/login", "/healthz"})
 MAX_LIMIT = 1000
@@ -61,8 +63,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     auth = request.app[AUTH]
     session = auth.sessions.get(request.cookies.get(COOKIE))
     via = _identify(request, auth, session)
-    request["via"] = via
-    request["session"] = session
+    request[VIA] = via
+    request[SESSION] = session
     if request.method not in ("GET", "HEAD") and not _same_origin(request):
         return _refuse(request, 403, "cross-origin request refused")
     if request.path in PUBLIC:
@@ -76,7 +78,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     fresh = None
     if session is None and via in ("basic", "anonymous") and not _api(request):
         # A browser that proved itself (or needs not) gets a session for its CSRF token.
-        fresh = request["session"] = auth.sessions.new()
+        fresh = request[SESSION] = auth.sessions.new()
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -142,8 +144,8 @@ def _unauthorized(request: web.Request, auth: Auth) -> web.Response:
 
 def _page(request: web.Request) -> pages.Page:
     auth = request.app[AUTH]
-    session: Session | None = request.get("session")
-    via = request.get("via")
+    session: Session | None = request.get(SESSION)
+    via = request.get(VIA)
     return pages.Page(
         csrf=session.csrf if session else None,
         can_act=not auth.read_only and session is not None,
@@ -286,7 +288,7 @@ async def _perform(request: web.Request, name: str, fields: dict[str, str]) -> D
             "queue": queue,
             "job_id": fields.get("id"),
             "ok": done.ok,
-            "via": request.get("via"),
+            "via": request.get(VIA),
         },
     )
     return done
@@ -317,7 +319,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    session: Session | None = request.get("session")
+    session: Session | None = request.get(SESSION)
     if session is not None:
         request.app[AUTH].sessions.end(session.id)
     response = web.HTTPSeeOther("/login")
@@ -341,13 +343,13 @@ def _query(**params: str) -> str:
 async def api_session(request: web.Request) -> web.Response:
     """Who the API sees, and a CSRF token for callers that use basic auth or the cookie."""
     auth = request.app[AUTH]
-    session: Session | None = request.get("session")
+    session: Session | None = request.get(SESSION)
     fresh = None
-    if session is None and request["via"] != "bearer":
+    if session is None and request[VIA] != "bearer":
         session = fresh = auth.sessions.new()
     response = web.json_response(
         {
-            "via": request["via"],
+            "via": request[VIA],
             "read_only": auth.read_only,
             "queues": list(request.app[SETTINGS].queues),
             "csrf": session.csrf if session else None,
