@@ -120,6 +120,7 @@ class Page:
     can_act: bool
     queues: Sequence[str]
     signed_in: bool
+    read_only: bool = False
 
     def render(self, title: str, body: str) -> str:
         logout = ""
@@ -129,7 +130,7 @@ class Page:
                 + hidden({"csrf": self.csrf})
                 + "<button>Sign out</button></form>"
             )
-        mode = "" if self.can_act else '<span class="note">read-only</span>'
+        mode = '<span class="note">read-only</span>' if self.read_only else ""
         return (
             "<!doctype html><html lang=en><head><meta charset=utf-8>"
             '<meta name="viewport" content="width=device-width,initial-scale=1">'

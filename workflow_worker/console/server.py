@@ -49,7 +49,7 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers["Content-Security-Policy"] = pages.CSP
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
     if isinstance(response, web.HTTPException):
         raise response
@@ -151,6 +151,7 @@ def _page(request: web.Request) -> pages.Page:
         can_act=not auth.read_only and session is not None,
         queues=request.app[SETTINGS].queues,
         signed_in=via == "session",
+        read_only=auth.read_only,
     )
 
 
