@@ -151,9 +151,7 @@ class Reader:
         rows: list[dict[str, Any]] = []
         for name in names:
             client = self.clients[name]
-            entries = await self.redis.zrange(
-                client.keys.recent, 0, window - 1, desc=True, withscores=True
-            )
+            entries = await self._newest(client.keys.recent, window)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_id, _score in entries:
                     pipe.hmget(client.keys.job(as_text(job_id)), *_ROW_FIELDS)
@@ -164,6 +162,13 @@ class Reader:
                     rows.append(row)
         rows.sort(key=lambda r: r["changed_at"], reverse=True)
         return rows[:limit]
+
+    async def _newest(self, key: str, count: int) -> list[tuple[bytes, float]]:
+        # ZRANGE ... REV rather than ZREVRANGE (which redis-py sends for desc=True): the
+        # least-privilege ACL grants ZRANGE.
+        # redis-py pairs a WITHSCORES reply into [member, score] itself.
+        reply = await self.redis.execute_command("ZRANGE", key, 0, count - 1, "REV", "WITHSCORES")
+        return [(member, float(score)) for member, score in reply]
 
     async def job(self, job_id: str, queue: str | None = None) -> dict[str, Any] | None:
         """One job: its record, where its message is (and what it says, redacted and capped),
