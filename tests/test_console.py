@@ -155,6 +155,21 @@ async def test_job_page_shows_error_traceback_and_redacted_payload(
         assert "hunter2-secret" not in str(found)
 
 
+async def test_result_is_redacted(start_worker: WorkerFactory, redis_url: str) -> None:
+    """A result holding a redacted field name is shown masked on the page and in the API."""
+    await start_worker(registry=REGISTRY)
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("echo", {"token": "tok-value-xyz", "n": 3})
+        await client.result(job_id, timeout=10)
+    async with running_console(redis_url) as console:
+        found = await (await console.get(f"/api/jobs/{job_id}", headers=BEARER)).json()
+        page = await (await console.get(f"/job?id={job_id}", headers=basic())).text()
+    assert found["message_place"] == "not kept after the job ended"
+    assert '"token": "[redacted]"' in found["record"]["result"]
+    assert '"n": 3' in found["record"]["result"]
+    assert "tok-value-xyz" not in str(found) + page
+
+
 async def test_payload_is_capped(redis_url: str) -> None:
     """A message longer than WORKER_CONSOLE_PAYLOAD_BYTES is shown cut, with its full size."""
     async with Client(make_settings(redis_url)) as client:
