@@ -6,13 +6,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import WorkerFactory, make_settings, run_cli, wait_for
+from tests.conftest import (
+    ROOT,
+    WorkerFactory,
+    make_settings,
+    run_cli,
+    wait_for,
+    wait_until,
+    worker_env,
+)
 from tests.console_helpers import BEARER, PASSWORD, TOKEN, USER, basic, running_console
+from tests.servers import free_port
 from workflow_worker.console import check_auth_settings
 from workflow_worker.errors import ConfigError
 from workflow_worker.producer.client import Client
@@ -215,6 +230,63 @@ async def test_jobs_list_filters_by_state_and_workflow(
         page = await (await console.get("/jobs?state=success", headers=basic())).text()
         assert ok in page
         assert bad not in page
+
+
+async def test_a_job_whose_record_expired_is_listed_as_gone(redis_url: str) -> None:
+    """An index entry whose status record has expired is listed with the state `gone`."""
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("echo", {})
+        await client.redis.delete(client.keys.job(job_id))
+    async with running_console(redis_url) as console:
+        jobs = (await (await console.get("/api/jobs", headers=BEARER)).json())["jobs"]
+    assert [(j["id"], j["state"]) for j in jobs] == [(job_id, "gone")]
+
+
+def test_the_console_command_serves_until_sigterm(redis_url: str, tmp_path: Path) -> None:
+    """`workflow-worker console` listens on WORKER_CONSOLE_PORT, answers /healthz without
+    credentials and the API with them, and exits 0 on SIGTERM."""
+    port = free_port()
+    env = worker_env(
+        redis_url,
+        WORKER_CONSOLE_TOKEN=TOKEN,
+        WORKER_CONSOLE_PORT=str(port),
+        WORKER_LOG_LEVEL="INFO",
+    )
+    log = (tmp_path / "console.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workflow_worker", "console"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    try:
+        health = wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz", {}), timeout=20)
+        assert health == 200
+        assert _get(f"http://127.0.0.1:{port}/api/queues", {}) == 401
+        assert _get(f"http://127.0.0.1:{port}/api/queues", BEARER) == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    text = (tmp_path / "console.log").read_text()
+    assert "console listening" in text
+    assert TOKEN not in text
+
+
+def _get(url: str, headers: dict[str, str]) -> int | None:
+    """The status of a GET, or None while nothing listens."""
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - a local test URL
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
 
 
 async def test_overview_shows_queues_and_live_workers(

@@ -34,7 +34,7 @@ white-space:pre-wrap;word-break:break-word}
 .state{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:.85em;
 background:#e3e6ea}
 .success{background:#cdebd3}.failure,.dead{background:#f5c9c9}.running{background:#cfe0fb}
-.retrying,.delayed{background:#fbe7bf}.cancelled,.expired{background:#dddddd}
+.retrying,.delayed{background:#fbe7bf}.cancelled,.gone{background:#dddddd}
 .note{color:#5b6570}.flash{padding:.6rem;border-radius:.3rem;margin-bottom:1rem}
 .ok{background:#cdebd3}.bad{background:#f5c9c9}
 form.inline{display:inline}button{cursor:pointer;padding:.25rem .7rem}
@@ -269,12 +269,12 @@ def jobs_list(
 
 def job_detail(page: Page, job: dict[str, Any]) -> str:
     record = job["record"] or {}
-    current = record.get("state", "expired")
+    current = record.get("state", "gone")
     fields = {"id": job["id"], "queue": job["queue"]}
     buttons = ""
     if current in ("queued", "delayed", "running", "retrying"):
         buttons += page.action_button("cancel", "Cancel job", fields)
-    if job["dead_letters"] and current in ("failure", "dead", "expired"):
+    if job["dead_letters"] and current in ("failure", "dead", "gone"):
         buttons += page.action_button("retry", "Retry job", fields)
     facts = [
         ("state", state(current)),

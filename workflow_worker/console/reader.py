@@ -316,7 +316,7 @@ def _row(job_id: str, queue: str, changed: float, fields: list[Any]) -> dict[str
     return {
         "id": job_id,
         "queue": queue,
-        "state": record.get("state", "expired"),
+        "state": record.get("state", "gone"),
         "workflow": record.get("workflow"),
         "attempt": record.get("attempt"),
         "max_attempts": record.get("max_attempts"),

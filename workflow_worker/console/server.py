@@ -282,7 +282,7 @@ async def _perform(request: web.Request, name: str, fields: dict[str, str]) -> D
     else:
         raise web.HTTPNotFound(text="unknown action")
     # Who did what, without any credential: actions change jobs, so they are logged.
-    log.warning(
+    log.info(
         "console action",
         extra={
             "action": name,
@@ -465,7 +465,7 @@ async def serve(settings: Settings, started: asyncio.Event | None = None) -> int
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     port = runner.addresses[0][1] if runner.addresses else settings.console_port
-    log.warning(
+    log.info(
         "console listening",
         extra={
             "port": port,
