@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,11 +144,13 @@ class Reader:
         worker: str | None = None,
         limit: int = 100,
         window: int = 2000,
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         """Newest changes first: up to `limit` jobs of the newest `window` index entries of each
-        queue (all queues when `queue` is None) that match the filters."""
+        queue (all queues when `queue` is None) that match the filters; and the workflows seen
+        among all those entries (the workflow filter's choices)."""
         names = [queue] if queue else list(self.clients)
         rows: list[dict[str, Any]] = []
+        workflows: set[str] = set()
         for name in names:
             client = self.clients[name]
             entries = await self._newest(client.keys.recent, window)
@@ -158,10 +160,12 @@ class Reader:
                 values = await pipe.execute() if entries else []
             for (job_id, score), fields in zip(entries, values, strict=True):
                 row = _row(as_text(job_id), name, float(score) / 1000, fields)
+                if row["workflow"]:
+                    workflows.add(str(row["workflow"]))
                 if _matches(row, state, workflow, worker):
                     rows.append(row)
         rows.sort(key=lambda r: r["changed_at"], reverse=True)
-        return rows[:limit]
+        return rows[:limit], sorted(workflows)
 
     async def _newest(self, key: str, count: int) -> list[tuple[bytes, float]]:
         # ZRANGE ... REV rather than ZREVRANGE (which redis-py sends for desc=True): the
@@ -358,8 +362,3 @@ def _number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def workflows_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The distinct workflow names among listed jobs (the filter's choices)."""
-    return sorted({str(r["workflow"]) for r in rows if r.get("workflow")})

@@ -15,7 +15,7 @@ from workflow_worker.connection import connect
 from workflow_worker.console import pages
 from workflow_worker.console.actions import ACTIONS, Actions, Done
 from workflow_worker.console.auth import COOKIE, CSRF_HEADER, Auth, Session
-from workflow_worker.console.reader import Reader, workflows_of
+from workflow_worker.console.reader import Reader
 from workflow_worker.errors import ConfigError
 from workflow_worker.settings import Settings
 
@@ -207,15 +207,14 @@ async def jobs(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/job?{_query(id=wanted, queue=job['queue'])}")
     filters = _filters(request)
     _queue(request)
-    rows = await reader.jobs(
+    rows, workflows = await reader.jobs(
         queue=filters.get("queue"),
         state=filters.get("state"),
         workflow=filters.get("workflow"),
         worker=filters.get("worker"),
         limit=_int(request, "limit", 200, MAX_LIMIT),
     )
-    every = await reader.jobs(queue=filters.get("queue"), limit=MAX_LIMIT)
-    return _html(request, pages.jobs_list(_page(request), rows, filters, workflows_of(every)))
+    return _html(request, pages.jobs_list(_page(request), rows, filters, workflows))
 
 
 async def job(request: web.Request) -> web.Response:
@@ -372,7 +371,7 @@ async def api_workers(request: web.Request) -> web.Response:
 async def api_jobs(request: web.Request) -> web.Response:
     filters = _filters(request)
     _queue(request)
-    rows = await request.app[READER].jobs(
+    rows, _workflows = await request.app[READER].jobs(
         queue=filters.get("queue"),
         state=filters.get("state"),
         workflow=filters.get("workflow"),
