@@ -168,6 +168,19 @@ async def test_job_page_shows_error_traceback_and_redacted_payload(
         assert "[redacted]" in html
         assert "hunter2-secret" not in html
         assert "hunter2-secret" not in str(found)
+        assert "attempt 1 started on" in html
+        assert "ended: failure" in html
+        assert "dead-lettered (failed)" in html
+
+
+async def test_progress_is_shown_when_the_record_has_it(redis_url: str) -> None:
+    """A status record that carries `progress` shows it on the job's page."""
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("echo", {})
+        await client.redis.hset(client.keys.job(job_id), "progress", "40% (page 4 of 10)")
+    async with running_console(redis_url) as console:
+        page = await (await console.get(f"/job?id={job_id}", headers=basic())).text()
+    assert "<dt>progress</dt><dd>40% (page 4 of 10)</dd>" in page
 
 
 async def test_result_is_redacted(start_worker: WorkerFactory, redis_url: str) -> None:
