@@ -16,10 +16,11 @@ import yaml
 from tests.chart_helpers import CHART, CHECKOV, by_kind, helm, render, require_tool
 
 KUBE_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
-CONSOLE = {
+CONSOLE: dict[str, Any] = {
     "console": {"enabled": True, "existingSecret": "wf-console", "readOnly": True},
     "redis": {"existingSecret": "redis"},
 }
+CONSOLE_WITH_POLICY = {**CONSOLE, "networkPolicy": {"enabled": True}}
 
 
 def _values(tmp_path: Path, values: dict[str, Any]) -> Path:
@@ -123,6 +124,23 @@ def test_services_select_only_their_own_pods(tmp_path: Path) -> None:
         assert not _matches(selector, console_pod["labels"])
 
 
+def test_network_policy_keeps_the_console_to_its_port_and_redis(tmp_path: Path) -> None:
+    """With networkPolicy.enabled the console pod gets its own policy: in, only its port; out,
+    only Redis and DNS; the workers' policy does not select it."""
+    values = {**CONSOLE, "networkPolicy": {"enabled": True, "redisCidr": "10.1.0.0/16"}}
+    manifests = _rendered(tmp_path, values)
+    console_pod = _named(manifests, "Deployment", "-console")["spec"]["template"]["metadata"]
+    policy = _named(manifests, "NetworkPolicy", "-console")["spec"]
+    assert _matches(policy["podSelector"]["matchLabels"], console_pod["labels"])
+    assert policy["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    redis_rule, dns_rule = policy["egress"]
+    assert redis_rule["to"] == [{"ipBlock": {"cidr": "10.1.0.0/16"}}]
+    assert redis_rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    assert {p["port"] for p in dns_rule["ports"]} == {53}
+    worker_policy = _named(manifests, "NetworkPolicy", "workflow-worker")["spec"]
+    assert not _matches(worker_policy["podSelector"]["matchLabels"], console_pod["labels"])
+
+
 @pytest.mark.parametrize(
     ("console", "message"),
     [
@@ -146,9 +164,9 @@ def test_render_refuses_a_console_without_credentials(
 
 
 def test_helm_lint_strict_and_kubernetes_validate(tmp_path: Path) -> None:
-    """`helm lint --strict` passes with the console on, and every built-in object validates
-    strictly against the Kubernetes schemas."""
-    values = _values(tmp_path, CONSOLE)
+    """`helm lint --strict` passes with the console (and its NetworkPolicy) on, and every
+    built-in object validates strictly against the Kubernetes schemas."""
+    values = _values(tmp_path, CONSOLE_WITH_POLICY)
     result = helm("lint", "--strict", str(CHART), "-f", str(values))
     assert result.returncode == 0, result.stdout + result.stderr
     builtin = [m for m in render("wf", [values]) if "keda" not in m["apiVersion"]]
@@ -165,8 +183,9 @@ def test_checkov_passes_on_the_console(tmp_path: Path) -> None:
     checkov = require_tool(CHECKOV)
     folder = tmp_path / "rendered"
     folder.mkdir()
-    console = [m for m in _rendered(tmp_path) if m["metadata"]["name"].endswith("-console")]
-    assert len(console) == 2
+    rendered = _rendered(tmp_path, CONSOLE_WITH_POLICY)
+    console = [m for m in rendered if m["metadata"]["name"].endswith("-console")]
+    assert len(console) == 3
     (folder / "console.yaml").write_text(yaml.safe_dump_all(console))
     result = subprocess.run(
         [
