@@ -3,6 +3,7 @@ real workers: written by enqueue and by each acknowledged state change, trimmed 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import cast
 
@@ -21,22 +22,28 @@ async def _ids(aredis: Redis) -> list[str]:
     return [i.decode() for i in raw]
 
 
-async def test_enqueue_indexes_jobs_and_trims_to_the_bound(redis_url: str, aredis: Redis) -> None:
-    """Enqueued jobs are in the index, newest first, and it never holds more than
-    WORKER_RECENT_JOBS ids: the oldest are dropped."""
-    async with Client(make_settings(redis_url, recent_jobs=5)) as client:
-        first = await client.enqueue_many([JobSpec("echo", {"n": n}) for n in range(4)])
-        later = [await client.enqueue("echo", {"n": n}) for n in range(4, 8)]
-    ids = await _ids(aredis)
-    assert len(ids) == 5
-    # One bulk call shares one server time, so any one of its jobs may be the survivor.
-    assert set(later) < set(ids)
-    assert len(set(ids) & set(first)) == 1
+async def _scores(aredis: Redis) -> dict[str, float]:
     pairs = cast(
         "list[tuple[bytes, float]]", await aredis.zrange(KEYS.recent, 0, -1, withscores=True)
     )
-    scores = dict(pairs)
-    assert scores[later[-1].encode()] == max(scores.values())
+    return {member.decode(): score for member, score in pairs}
+
+
+async def test_enqueue_indexes_jobs_and_trims_to_the_bound(redis_url: str, aredis: Redis) -> None:
+    """Enqueued jobs are in the index, newest first, and it never holds more than
+    WORKER_RECENT_JOBS ids: the oldest are dropped."""
+    later = []
+    async with Client(make_settings(redis_url, recent_jobs=5)) as client:
+        first = await client.enqueue_many([JobSpec("echo", {"n": n}) for n in range(4)])
+        for n in range(4, 8):
+            # Scores are server milliseconds: apart by more than one, the order is certain.
+            await asyncio.sleep(0.005)
+            later.append(await client.enqueue("echo", {"n": n}))
+    ids = await _ids(aredis)
+    # One bulk call shares one server time, so any one of its jobs may be the survivor.
+    assert ids[:4] == later[::-1]
+    assert len(ids) == 5
+    assert ids[4] in first
 
 
 async def test_outcomes_move_a_job_to_the_front(
@@ -48,9 +55,14 @@ async def test_outcomes_move_a_job_to_the_front(
     async with Client(settings) as client:
         old = await client.enqueue("echo", {"n": 0}, delay=0.5)
         newer = await client.enqueue("echo", {"n": 1}, delay=30)
-        assert await _ids(aredis) == [newer, old]
+        before = await _scores(aredis)
+        assert before[newer] >= before[old]
         await start_worker()
         assert await client.result(old, timeout=10) == {"n": 0}
+    after = await _scores(aredis)
+    # It ran half a second after being enqueued: its last change is the newest.
+    assert after[old] >= before[newer] + 400
+    assert after[newer] == before[newer]
     assert await _ids(aredis) == [old, newer]
 
 
