@@ -4,7 +4,8 @@
 #   prometheus + promtool  from Debian's package, unpacked with dpkg -x (no service is started),
 #   checkov  in its own venv (.venv-checkov), because its pins clash with the dev venv,
 #   redis-server + redis-sentinel  from Debian when missing (TLS and Sentinel tests),
-#   podman + buildah + runc + mmdebstrap  from Debian when missing (the image test).
+#   podman + buildah + runc + mmdebstrap  from Debian when missing (the image test),
+#   chromium  from Debian when missing (the console's browser tests, driven by Playwright).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # pip warns about local index folders that do not exist on these machines; the warning is noise.
@@ -85,6 +86,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
         apt-get update -qq >/dev/null
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+fi
+
+# The job console's browser tests drive Debian's headless Chromium through Playwright, which is
+# pointed at /usr/bin/chromium and never downloads a browser of its own.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "install-tools: chromium (Debian package)" >&2
+    if ! apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends chromium >/dev/null
     fi
 fi
 

@@ -318,6 +318,27 @@ variable "chart" {
       interval_seconds = optional(number, 30)
       api_server_cidr  = optional(string, "0.0.0.0/0")
     }), {})
+    console = optional(object({
+      enabled         = optional(bool, false)
+      port            = optional(number, 8090)
+      existing_secret = optional(string, "")
+      token_key       = optional(string, "token")
+      username_key    = optional(string, "")
+      password_key    = optional(string, "")
+      read_only       = optional(bool, false)
+      redact          = optional(string, "password,secret,token,api_key,authorization")
+      secure_cookies  = optional(bool, false)
+      resources = optional(object({
+        requests = optional(object({
+          cpu    = optional(string, "50m")
+          memory = optional(string, "128Mi")
+        }), {})
+        limits = optional(object({
+          cpu    = optional(string, "500m")
+          memory = optional(string, "256Mi")
+        }), {})
+      }), {})
+    }), {})
     pod_annotations = optional(map(string), {})
     pod_labels      = optional(map(string), {})
     node_selector   = optional(map(string), {})

@@ -26,6 +26,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
             concurrency=("--concurrency", args.concurrency),
             http_port=("--http-port", args.http_port),
         )
+    if args.command == "console":
+        flags["console_port"] = ("--port", args.port)
     overrides = {
         name: parse_flag(name, flag, raw) for name, (flag, raw) in flags.items() if raw is not None
     }

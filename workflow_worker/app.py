@@ -214,7 +214,7 @@ class Worker:
         log.info("redis server", extra=facts.as_dict())
 
     def _lane(self, client: Any, name: str) -> Lane:
-        queue = RedisQueue(client, name)
+        queue = RedisQueue(client, name, recent_jobs=self.settings.recent_jobs)
         limiter = None
         if self.settings.rate_limits:
             limiter = RateLimiter(client, name, dict(self.settings.rate_limits))

@@ -1,4 +1,4 @@
-"""`workflow-worker` command line: run, enqueue, status, job, cancel and dead-letter tools.
+"""`workflow-worker` command line: run, enqueue, status, job, cancel, dead-letter tools, console.
 
 Errors end as one line naming the setting or the cause, and an exit code (see `_report`).
 """
@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     dead_purge = dead_sub.add_parser("purge", help="delete every entry")
     dead_purge.add_argument("--yes", action="store_true", help="required: purging is final")
 
+    console = sub.add_parser("console", help="serve the job console (docs/console.md)")
+    console.add_argument("--port", help="overrides WORKER_CONSOLE_PORT")
+
     status = sub.add_parser("status", help="queue depth, in flight, dead letters, live workers")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -99,6 +102,19 @@ def _run(settings: Settings) -> int:
     gc.collect()
     gc.freeze()
     return uvloop.run(worker.run())
+
+
+def _console(settings: Settings) -> int:
+    import uvloop
+
+    from workflow_worker.console import check_auth_settings, serve
+    from workflow_worker.ops.logs import setup_logging
+
+    check_auth_settings(settings)
+    setup_logging(
+        settings.log_format, settings.log_level, flush_interval=settings.log_flush_interval
+    )
+    return uvloop.run(serve(settings))
 
 
 def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
@@ -208,6 +224,8 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
         return _cancel(settings, args.job_id)
     if args.command == "dead":
         return _dead(settings, args)
+    if args.command == "console":
+        return _console(settings)
     return _status(settings, args.json)
 
 

@@ -106,6 +106,17 @@ def _queue_names(var: str, raw: str) -> tuple[str, ...]:
     return names
 
 
+def _secret(var: str, raw: str, shortest: int) -> str:
+    # The value is never put in the message: it is a credential.
+    if len(raw) < shortest:
+        raise ConfigError(var, None, reason=f"shorter than {shortest} characters")
+    return raw
+
+
+def _names(_var: str, raw: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
 def _schedule(var: str, raw: str) -> str:
     parse_schedule(raw)
     return raw.strip()
@@ -172,6 +183,18 @@ class Settings:
     sync_threads: int = 16
     # module:function of an async context manager factory run around the worker's life.
     lifespan: str = ""
+    recent_jobs: int = 10_000
+    # The job console (`workflow-worker console`, docs/console.md); checked when it starts.
+    console_host: str = "0.0.0.0"  # noqa: S104 - reached through the pod's Service
+    console_port: int = 8090
+    console_token: str | None = field(default=None, repr=False)
+    console_username: str | None = None
+    console_password: str | None = field(default=None, repr=False)
+    console_anonymous: bool = False
+    console_read_only: bool = False
+    console_redact: tuple[str, ...] = ("password", "secret", "token", "api_key", "authorization")
+    console_payload_bytes: int = 16_384
+    console_secure_cookies: bool = False
 
     def __post_init__(self) -> None:
         if not self.queues:
@@ -324,4 +347,17 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "kubernetes_service_port": _p("KUBERNETES_SERVICE_PORT", lambda _v, r: r.strip()),
     "sync_threads": _p("WORKER_SYNC_THREADS", lambda v, r: _int(v, r, 1, 1024)),
     "lifespan": _p("WORKER_LIFESPAN", _import_path),
+    "recent_jobs": _p("WORKER_RECENT_JOBS", lambda v, r: _int(v, r, 0, 1_000_000)),
+    "console_host": _p("WORKER_CONSOLE_HOST", lambda _v, r: r.strip()),
+    "console_port": _p("WORKER_CONSOLE_PORT", lambda v, r: _int(v, r, 0, 65535)),
+    "console_token": _p("WORKER_CONSOLE_TOKEN", lambda v, r: _secret(v, r, 16)),
+    "console_username": _p("WORKER_CONSOLE_USERNAME", lambda _v, r: r.strip()),
+    "console_password": _p("WORKER_CONSOLE_PASSWORD", lambda v, r: _secret(v, r, 8)),
+    "console_anonymous": _p("WORKER_CONSOLE_ANONYMOUS", _bool),
+    "console_read_only": _p("WORKER_CONSOLE_READ_ONLY", _bool),
+    "console_redact": _p("WORKER_CONSOLE_REDACT", _names),
+    "console_payload_bytes": _p(
+        "WORKER_CONSOLE_PAYLOAD_BYTES", lambda v, r: _int(v, r, 256, MAX_MESSAGE_BYTES)
+    ),
+    "console_secure_cookies": _p("WORKER_CONSOLE_SECURE_COOKIES", _bool),
 }

@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -33,6 +34,10 @@ log = logging.getLogger("workflow_worker.chores")
 TICK = 10.0
 FULL_SCAN_EVERY = 10
 PROMOTE_MIN_SLEEP = 0.02
+try:
+    _VERSION = version("workflow-worker")
+except PackageNotFoundError:
+    _VERSION = "0.0.0"
 
 
 def new_worker_id() -> str:
@@ -76,6 +81,10 @@ class Chores:
             "started_at": self._started,
             "concurrency": self.settings.concurrency,
             "active": len(self.consumer.running),
+            # For the console's worker list: which build runs, and in which pod.
+            "version": _VERSION,
+            "pod": self.settings.pod_name,
+            "queues": list(self.settings.queues),
         }
 
     async def register(self) -> None:

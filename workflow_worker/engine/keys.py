@@ -43,6 +43,7 @@ class QueueKeys:
     events: str
     group_prefix: str
     steps_prefix: str
+    recent: str
 
     @classmethod
     def for_queue(cls, queue: str) -> QueueKeys:
@@ -65,6 +66,7 @@ class QueueKeys:
             events=f"{base}:events",
             group_prefix=f"{base}:group:",
             steps_prefix=f"{base}:steps:",
+            recent=f"{base}:recent",
         )
 
     def job(self, job_id: str) -> str:

@@ -140,10 +140,19 @@ class _KeyIndex:
 class RedisQueue:
     """Claim, wait, apply, reap, promote and inspect one queue."""
 
-    def __init__(self, client: Any, queue: str, scripts: Scripts | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        queue: str,
+        scripts: Scripts | None = None,
+        *,
+        recent_jobs: int = 10_000,
+    ) -> None:
         self.client = client
         self.keys = QueueKeys.for_queue(queue)
         self.scripts = scripts or Scripts.register(client)
+        # Size of the recent-jobs index `apply` keeps (WORKER_RECENT_JOBS; 0: none).
+        self.recent_jobs = recent_jobs
 
     async def register(self, worker_id: str, lease_ms: int, info: dict[str, Any]) -> None:
         await self._heartbeat(worker_id, lease_ms, info, register=True)
@@ -252,10 +261,13 @@ class RedisQueue:
         # Payloads and results may hold lone surrogates (valid JSON, not valid UTF-8): pass them
         # through as bytes; cjson copies string bytes without checking them.
         batch = _encode_batch(encoded)
+        recent = slot(k.recent) if self.recent_jobs else 0
         return index.keys, [
             result_ttl,
             batch.encode("utf-8", "surrogatepass"),
             "1" if infer else "0",
+            recent,
+            self.recent_jobs,
         ]
 
     async def orphans(

@@ -230,6 +230,10 @@ def enqueue_call(
     # One id per call: the same call sent again after a lost reply enqueues nothing twice.
     call = call_id or os.urandom(12).hex()
     args: list[str | int] = [settings.result_ttl, batch, keys.events, call]
+    # The recent-jobs index (the console's job list), written in the same script.
+    if settings.recent_jobs:
+        all_keys.append(keys.recent)
+        args += [len(all_keys), settings.recent_jobs]
     return ScriptCall(all_keys, args, tuple(ids), tuple(locks))
 
 

@@ -225,3 +225,20 @@ Selectors with braces get the matcher first in their braces, bare names get brac
 {{- $expr := regexReplaceAll (printf `%s\{` $name) .expr (printf `${1}{namespace=%q,` .namespace) }}
 {{- regexReplaceAll (printf `%s([^\w:{]|$)` $name) $expr (printf `${1}{namespace=%q}${2}` .namespace) }}
 {{- end }}
+
+{{/*
+Labels of the console's pods: without the worker's `app.kubernetes.io/name`, so the workers'
+Deployment, Service, PodDisruptionBudget and PodMonitor never select them.
+*/}}
+{{- define "workflow-worker.consoleSelectorLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: console
+app.kubernetes.io/part-of: workflow-worker
+{{- end }}
+
+{{- define "workflow-worker.consoleLabels" -}}
+helm.sh/chart: {{ include "workflow-worker.chart" . }}
+{{ include "workflow-worker.consoleSelectorLabels" . }}
+app.kubernetes.io/version: {{ include "workflow-worker.versionLabel" . | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}

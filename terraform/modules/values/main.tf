@@ -204,6 +204,18 @@ locals {
       intervalSeconds = local.chart.pod_deletion_cost.interval_seconds
       apiServerCidr   = local.chart.pod_deletion_cost.api_server_cidr
     }
+    console = {
+      enabled        = local.chart.console.enabled
+      port           = local.chart.console.port
+      existingSecret = local.chart.console.existing_secret
+      tokenKey       = local.chart.console.token_key
+      usernameKey    = local.chart.console.username_key
+      passwordKey    = local.chart.console.password_key
+      readOnly       = local.chart.console.read_only
+      redact         = local.chart.console.redact
+      secureCookies  = local.chart.console.secure_cookies
+      resources      = local.chart.console.resources
+    }
     podAnnotations = local.chart.pod_annotations
     podLabels      = local.chart.pod_labels
     nodeSelector   = local.chart.node_selector

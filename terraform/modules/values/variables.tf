@@ -33,6 +33,10 @@ variable "chart" {
       namespace's pods and mounts the API token: use a namespace of its own), interval_seconds
       (at most one PATCH per pod per this many seconds, 1-3600), api_server_cidr (egress on
       443/6443 when the NetworkPolicy is on) }.
+    - console { enabled (the job console: one Deployment and a Service, never the workers),
+      port, existing_secret (a Secret's name, never a credential), token_key, username_key,
+      password_key (keys in that Secret), read_only (no actions), redact (payload fields masked),
+      secure_cookies, resources { requests { cpu, memory }, limits { cpu, memory } } }.
     - pod_annotations, pod_labels, node_selector, tolerations, affinity_json, topology_spread
       [{ max_skew, topology_key, when_unsatisfiable }], priority_class_name, extra_volumes_json,
       extra_volume_mounts_json (JSON lists of Kubernetes Volume / VolumeMount objects).
@@ -180,6 +184,27 @@ variable "chart" {
       enabled          = optional(bool, false)
       interval_seconds = optional(number, 30)
       api_server_cidr  = optional(string, "0.0.0.0/0")
+    }), {})
+    console = optional(object({
+      enabled         = optional(bool, false)
+      port            = optional(number, 8090)
+      existing_secret = optional(string, "")
+      token_key       = optional(string, "token")
+      username_key    = optional(string, "")
+      password_key    = optional(string, "")
+      read_only       = optional(bool, false)
+      redact          = optional(string, "password,secret,token,api_key,authorization")
+      secure_cookies  = optional(bool, false)
+      resources = optional(object({
+        requests = optional(object({
+          cpu    = optional(string, "50m")
+          memory = optional(string, "128Mi")
+        }), {})
+        limits = optional(object({
+          cpu    = optional(string, "500m")
+          memory = optional(string, "256Mi")
+        }), {})
+      }), {})
     }), {})
     pod_annotations = optional(map(string), {})
     pod_labels      = optional(map(string), {})
@@ -466,6 +491,14 @@ variable "chart" {
   validation {
     condition     = can(cidrhost(var.chart.pod_deletion_cost.api_server_cidr, 0))
     error_message = "chart.pod_deletion_cost.api_server_cidr must be a CIDR block such as 10.0.0.0/8."
+  }
+  validation {
+    condition     = !var.chart.console.enabled || (var.chart.console.existing_secret != "" && (var.chart.console.token_key != "" || (var.chart.console.username_key != "" && var.chart.console.password_key != "")))
+    error_message = "chart.console.enabled needs chart.console.existing_secret and, in it, token_key or both username_key and password_key: the console never runs without credentials."
+  }
+  validation {
+    condition     = var.chart.console.port == floor(var.chart.console.port) && var.chart.console.port >= 1 && var.chart.console.port <= 65535
+    error_message = "chart.console.port must be a whole number from 1 to 65535."
   }
 }
 

@@ -32,11 +32,17 @@
 --                   nothing else
 -- ARGV[3] "1" when a claim that is gone while its worker's lease is live means this op was
 --         applied already by an earlier send whose reply was lost (the batcher); "0" otherwise
+-- ARGV[4] index in KEYS of the recent-jobs sorted set (job id -> last change, ms; 0 = none):
+--         every status write of a job with a record moves the job to its front
+-- ARGV[5] how many job ids the recent-jobs set keeps (the oldest are trimmed)
 -- Output: one integer per operation: 1 when the claim was held (or the op was applied already),
 --         0 when it was not, 2 for a "start" whose job has a cancel request (nothing written)
 local ttl = tonumber(ARGV[1])
 local ops = cjson.decode(ARGV[2])
 local infer = ARGV[3] == '1'
+local recent = tonumber(ARGV[4] or '0') or 0
+recent = recent > 0 and KEYS[recent] or nil
+local indexed = false
 local clock = nil
 local function now()
   if not clock then
@@ -198,7 +204,14 @@ for n, op in ipairs(ops) do
       redis.call('HDEL', key, 'due_at', 'next_attempt_in')
     end
     redis.call('EXPIRE', key, ttl + extra)
+    if recent and kind ~= 'progress' then
+      redis.call('ZADD', recent, now(), job_id)
+      indexed = true
+    end
   end
   out[n] = held
+end
+if indexed then
+  redis.call('ZREMRANGEBYRANK', recent, 0, -tonumber(ARGV[5]) - 1)
 end
 return out

@@ -16,11 +16,15 @@
 --         many ms from now) as its first field, and the status record gets it too
 -- ARGV[3] the queue's event channel: idle promoters hear of the earliest new delayed job
 -- ARGV[4] this call's id (random, one per call)
+-- ARGV[5] index in KEYS of the recent-jobs sorted set (job id -> last change, ms; 0 = none)
+-- ARGV[6] how many job ids the recent-jobs set keeps (the oldest are trimmed)
 -- Output: per job, "" when it was enqueued (by this call), or the id of the job that holds its
 --         unique key (then nothing was written for it)
 local ttl = tonumber(ARGV[1])
 local jobs = cjson.decode(ARGV[2])
 local call = ARGV[4]
+local recent = tonumber(ARGV[5] or '0') or 0
+recent = recent > 0 and KEYS[recent] or nil
 local clock = nil
 local function now()
   if not clock then
@@ -68,9 +72,15 @@ for n, job in ipairs(jobs) do
       end
       redis.call('HSET', skey, unpack(fields))
       redis.call('EXPIRE', skey, life)
+      if recent then
+        redis.call('ZADD', recent, now(), id)
+      end
       out[n] = ''
     end
   end
+end
+if recent then
+  redis.call('ZREMRANGEBYRANK', recent, 0, -tonumber(ARGV[6]) - 1)
 end
 if earliest then
   redis.call('PUBLISH', ARGV[3], 'due ' .. string.format('%d', earliest))

@@ -301,6 +301,22 @@ run "pod_deletion_cost_is_rendered_in_chart_keys" {
   }
 }
 
+run "console_is_rendered_in_chart_keys" {
+  command = plan
+  variables {
+    chart = merge(var.base, { console = { enabled = true, existing_secret = "wf-console", read_only = true } })
+  }
+  # The chart reads console.{enabled,port,existingSecret,tokenKey,...,resources}.
+  assert {
+    condition     = output.values.console.enabled && output.values.console.existingSecret == "wf-console" && output.values.console.readOnly && output.values.console.tokenKey == "token" && output.values.console.port == 8090
+    error_message = "console not rendered in chart keys"
+  }
+  assert {
+    condition     = output.values.console.resources == { requests = { cpu = "50m", memory = "128Mi" }, limits = { cpu = "500m", memory = "256Mi" } }
+    error_message = "console resources do not default to the chart's"
+  }
+}
+
 ################################################################################
 # One negative run per validation rule
 ################################################################################
@@ -770,5 +786,17 @@ run "rejects_pod_deletion_cost_interval_above_an_hour" {
 run "rejects_bad_api_server_cidr" {
   command = plan
   variables { chart = merge(var.base, { pod_deletion_cost = { api_server_cidr = "the api server" } }) }
+  expect_failures = [var.chart]
+}
+
+run "rejects_a_console_without_a_secret" {
+  command = plan
+  variables { chart = merge(var.base, { console = { enabled = true } }) }
+  expect_failures = [var.chart]
+}
+
+run "rejects_a_console_with_half_a_basic_pair" {
+  command = plan
+  variables { chart = merge(var.base, { console = { enabled = true, existing_secret = "s", token_key = "", username_key = "u" } }) }
   expect_failures = [var.chart]
 }
