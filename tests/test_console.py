@@ -31,6 +31,7 @@ from tests.servers import free_port
 from workflow_worker.console import check_auth_settings
 from workflow_worker.errors import ConfigError
 from workflow_worker.producer.client import Client
+from workflow_worker.producer.requests import JobSpec
 from workflow_worker.workflows.context import JobContext
 
 Console = TestClient[Any, Any]
@@ -458,3 +459,33 @@ async def _workers_with_active(console: Console) -> list[dict[str, Any]] | None:
         await (await console.get("/api/workers", headers=BEARER)).json()
     )["workers"]
     return workers if workers and workers[0].get("active") == 1 else None
+
+
+async def fan_out(payload: dict[str, Any], ctx: JobContext) -> list[str]:
+    """Creates two child jobs."""
+    return [await ctx.enqueue("echo", {"n": n}) for n in range(2)]
+
+
+async def test_job_page_links_parent_children_and_group(
+    start_worker: WorkerFactory, redis_url: str
+) -> None:
+    """A parent's page links its children, a child's page its parent, and a group's callback
+    page counts its members while a member's page links the group."""
+    await start_worker(registry={**REGISTRY, "fan_out": fan_out})
+    async with Client(make_settings(redis_url)) as client:
+        parent = await client.enqueue("fan_out", {})
+        children = await client.result(parent, timeout=10)
+        gid = await client.group(
+            [JobSpec("echo", {"m": m}) for m in range(3)], then=JobSpec("echo")
+        )
+        await client.result(gid, timeout=10)
+    async with running_console(redis_url) as console:
+        parent_page = await (await console.get(f"/job?id={parent}", headers=basic())).text()
+        child_page = await (await console.get(f"/job?id={children[0]}", headers=basic())).text()
+        group_page = await (await console.get(f"/job?id={gid}", headers=basic())).text()
+        member_page = await (await console.get(f"/job?id={gid}.0", headers=basic())).text()
+    assert "<dt>children (2)</dt>" in parent_page
+    assert all(f">{child}</a>" in parent_page for child in children)
+    assert f'<dt>parent</dt><dd><a href="/job?id={parent}' in child_page
+    assert "<dt>group</dt><dd>3 of 3 ended, 0 failed</dd>" in group_page
+    assert f">{gid}</a>" in member_page.split("<dt>member of group</dt>")[1]

@@ -291,7 +291,9 @@ def job_detail(page: Page, job: dict[str, Any]) -> str:
         ("message", esc(job["message_place"])),
     ]
     if "progress" in record:
-        facts.insert(1, ("progress", esc(record["progress"])))
+        shown = f"{record['progress']} {record.get('progress_message', '')}".strip()
+        facts.insert(1, ("progress", esc(shown)))
+    facts += _more_facts(record, job["queue"])
     body = "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
     if buttons:
         body += f"<p>{buttons}</p>"
@@ -307,6 +309,31 @@ def job_detail(page: Page, job: dict[str, Any]) -> str:
     if not job["record"]:
         body += '<p class="note">The status record has expired (WORKER_RESULT_TTL).</p>'
     return page.render(f"Job {job['id']}", body)
+
+
+def _more_facts(record: Mapping[str, Any], queue: str) -> list[tuple[str, str]]:
+    """What only some jobs have: a deadline, durable steps, a parent, children, a group."""
+    facts: list[tuple[str, str]] = []
+    if record.get("expires_at") is not None:
+        facts.append(("expires (UTC)", esc(when(record["expires_at"]))))
+    if record.get("steps_done") is not None:
+        last = record.get("last_step")
+        facts.append(("steps done", esc(f"{record['steps_done']} (last: {last})")))
+    if record.get("parent"):
+        facts.append(("parent", link("/job", record["parent"], id=record["parent"], queue=queue)))
+    children = record.get("children")
+    if isinstance(children, list) and children:
+        links = ", ".join(link("/job", child, id=child, queue=queue) for child in children)
+        facts.append((f"children ({len(children)})", links))
+    if record.get("group_total") is not None:
+        done, total = record.get("group_done", 0), record["group_total"]
+        counts = f"{done} of {total} ended, {record.get('group_failed', 0)} failed"
+        facts.append(("group", esc(counts)))
+    elif record.get("group"):
+        facts.append(
+            ("member of group", link("/job", record["group"], id=record["group"], queue=queue))
+        )
+    return facts
 
 
 def _history(record: Mapping[str, Any], dead: list[dict[str, Any]]) -> str:
