@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflow_worker.console.redact import redacted_text
+from workflow_worker.engine.job import State
 from workflow_worker.engine.queue import as_text
-from workflow_worker.producer.client import Client
+from workflow_worker.producer.client import FINAL_STATES, Client
 from workflow_worker.producer.requests import DeadLetter, decode_record, parse_dead_letters
 from workflow_worker.settings import Settings
 
 __all__ = ["FINISHED", "STATES", "Reader", "dead_digest"]
 
-STATES = ("queued", "delayed", "running", "retrying", "success", "failure", "dead", "cancelled")
-FINISHED = frozenset({"success", "failure", "dead", "cancelled"})
+STATES = tuple(state.value for state in State)
+FINISHED = frozenset(FINAL_STATES)
 # Fields of a record the job list shows (one HMGET per listed job).
 _ROW_FIELDS = (
     "state",
