@@ -86,3 +86,19 @@ async def test_a_record_can_write_the_given_id_into_the_claimed_message(
     assert held
     assert await aredis.hget(KEYS.processing, TOKEN) == text.encode()
     assert await aredis.exists(KEYS.job("gen")) == 0
+
+
+async def test_the_load_brings_the_servers_clock_with_the_steps(
+    aredis: aioredis.Redis, store: StepStore
+) -> None:
+    """The load returns the server's time beside the steps (found or not), so sleeps are
+    timed on the clock every worker shares, and the steps themselves carry no clock field."""
+    secs, micros = await aredis.time()
+    found, now = await store.load_timed(KEYS, "nothing-here")
+    assert found == {}
+    assert secs + micros / 1e6 <= now < secs + micros / 1e6 + 5
+    await _claim(aredis, "j4")
+    assert await store.record(KEYS, TOKEN, "j4", "a#1", "1", life_s=100, progress=True)
+    found, later = await store.load_timed(KEYS, "j4")
+    assert found == {b"a#1": b"1"}
+    assert later >= now

@@ -80,12 +80,15 @@ class StepLog:
     """One attempt's steps: what is recorded, and how often each name was called."""
 
     recorded: dict[bytes, bytes] | None = None
-    loading: asyncio.Future[dict[bytes, bytes]] | None = None
+    loading: asyncio.Future[tuple[dict[bytes, bytes], float]] | None = None
     seen: dict[str, int] = field(default_factory=dict)
     calls: int = 0
     cut_mid_step: bool = False  # a step was cancelled while it ran (it will run again)
     id_written: bool = False
     wake_in: float = 0.0
+    # The server's clock minus this worker's, measured when the steps were read: sleeps keep
+    # their wake-up time on the server's clock, which every worker shares.
+    offset: float = 0.0
 
 
 @dataclass(slots=True)
@@ -168,7 +171,7 @@ class Steps:
         raw = recorded.get(key.encode("utf-8"))
         if raw is None:
             await self._boundary(running)
-            until = time.time() + seconds
+            until = time.time() + log.offset + seconds
             text = _strict({"until": round(until, 3)})
             await self._record(running, log, key, text, math.ceil(seconds))
             recorded[key.encode("utf-8")] = text.encode("utf-8")
@@ -176,7 +179,7 @@ class Steps:
         else:
             until = float(json.loads(raw)["until"])
             self._count(running, "replayed")
-        wait = until - time.time()
+        wait = until - (time.time() + log.offset)
         if wait <= 0:
             return
         if wait <= SLEEP_IN_PLACE:
@@ -249,11 +252,11 @@ class Steps:
             job = _job(running)
             store, keys = self._store(running), running.lane.queue.keys
             log.loading = asyncio.ensure_future(
-                _retrying(lambda: store.load(keys, job.id), "read the recorded steps")
+                _retrying(lambda: store.load_timed(keys, job.id), "read the recorded steps")
             )
-        found = await log.loading
+        found, server_now = await log.loading
         if log.recorded is None:
-            log.recorded = found
+            log.recorded, log.offset = found, server_now - time.time()
         return log.recorded
 
     async def _record(
