@@ -10,7 +10,7 @@ import pytest
 
 from bench.faults.flows import step_values
 from bench.faults.harness import FAULTS, Config, run_faults
-from bench.faults.stepcheck import StepRun, StepVerdict, _cause, _judge_sleep
+from bench.faults.stepcheck import StepRun, StepVerdict, _cause, _judge_sleep, shared_cover
 
 
 def test_a_re_run_is_explained_only_by_a_fault_of_its_worker_or_of_redis_in_its_window() -> None:
@@ -27,6 +27,13 @@ def test_a_re_run_is_explained_only_by_a_fault_of_its_worker_or_of_redis_in_its_
     unended = StepRun("s1", "r2", pid=9, start=100.0)
     assert _cause(unended, [], {9: 100.3}, grace=4.0) == "kill"
     assert _cause(unended, [], {9: 99.0}, grace=4.0) == ""
+
+
+def test_the_time_shared_faults_could_excuse_is_the_union_of_their_widened_windows() -> None:
+    """Overlapping shared windows count once; a fault of one worker counts not at all."""
+    windows = [("stall", 0, 10.0, 21.0), ("memory", 0, 15.0, 19.0), ("kill", 7, 50.0, 50.0)]
+    assert shared_cover(windows, grace=4.0) == pytest.approx((21.0 + 4.0) - (10.0 - 4.0))
+    assert shared_cover([("kill", 7, 50.0, 50.0)], grace=4.0) == 0.0
 
 
 def test_a_sleep_cut_short_or_overlong_is_reported() -> None:

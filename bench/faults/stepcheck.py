@@ -72,6 +72,9 @@ class StepVerdict:
     reruns: int = 0
     explained: Counter[str] = field(default_factory=Counter)
     unexplained: list[str] = field(default_factory=list)
+    # How lenient the shared explanations are: seconds they cover, of the steps' whole span.
+    shared_s: float = 0.0
+    span_s: float = 0.0
 
     def ok(self) -> bool:
         return not (self.wrong or self.sleep_wrong or self.unexplained)
@@ -89,6 +92,10 @@ class StepVerdict:
             ("    explained by a fault in their window", sum(self.explained.values())),
             ("    by fault (first match)", by or "-"),
             ("    unexplained", len(self.unexplained)),
+            (
+                "  time inside a shared fault's window (s, of the steps' span)",
+                f"{self.shared_s:.0f} of {self.span_s:.0f}",
+            ),
         ]
 
 
@@ -100,6 +107,8 @@ def judge_steps(
         return verdict
     windows = _windows(history, runs)
     grace = 2 * history.lease
+    verdict.shared_s = shared_cover(windows, grace)
+    first, last = float("inf"), float("-inf")
     ids = list(history.step_jobs)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -111,6 +120,9 @@ def judge_steps(
         for n, job_id in enumerate(chunk):
             (state, result), lines = replies[2 * n], replies[2 * n + 1]
             _judge_job(verdict, job_id, history, state, result, lines, windows, grace)
+            stamps = [json.loads(line)["t"] for line in lines[:1] + lines[-1:]]
+            first, last = min([first, *stamps]), max([last, *stamps])
+    verdict.span_s = max(0.0, last - first)
     return verdict
 
 
@@ -209,7 +221,20 @@ def _windows(
     for job_id in history.blocked:
         for e in runs.get(job_id, []):
             out.append(("blocked-loop", e.pid, e.start, e.end or e.cancelled or e.start + 60))
-    return out
+    # A fault of the execution's own worker is the likelier cause: tried first.
+    return sorted(out, key=lambda w: (w[1] == 0, w[2]))
+
+
+def shared_cover(windows: list[tuple[str, int, float, float]], grace: float) -> float:
+    """Seconds during which a fault shared by every worker could explain a re-run that
+    started then (the union of their windows, widened as `_cause` widens them)."""
+    spans = sorted((a - RECORD_SLACK, b + grace) for _, pid, a, b in windows if not pid)
+    total, reach = 0.0, float("-inf")
+    for a, b in spans:
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
 
 
 def _cause(
