@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from workflow_worker.engine import threads
+from workflow_worker.engine.batcher import transient
 from workflow_worker.engine.job import with_id
 from workflow_worker.engine.stepstore import StepStore
 from workflow_worker.ops.metrics import Metrics
@@ -360,11 +360,15 @@ async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
 
 
 async def _retrying(call: Callable[[], Any], what: str) -> Any:
-    """`call()` with a few retries while Redis is unreachable; StepNotRecorded after that."""
+    """`call()` with a few retries while Redis is unreachable or refuses for a while (loading
+    its data after a restart, read-only during a failover, full: the refusals the batcher
+    also waits out); StepNotRecorded after that. Other errors are the call's own: raised."""
     for delay in (*RETRY_DELAYS, None):
         try:
             return await call()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisError, OSError) as exc:
+            if not transient(exc):
+                raise
             if delay is None:
                 raise StepNotRecorded(f"could not {what}: {type(exc).__name__}: {exc}") from exc
             await asyncio.sleep(delay)
