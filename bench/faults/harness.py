@@ -562,12 +562,16 @@ class Driver:
         self.history.huge.append(job_id)
 
     def fault_memory(self) -> None:
+        # Relieved on the server that was squeezed, even if a failover swapped them meanwhile
+        # (else it stays full, as a replica now and as the primary again after the next one).
+        full = self.admin
+
         def squeeze() -> None:
-            used = int(self.admin.info("memory")["used_memory"])
-            self.admin.config_set("maxmemory", used + (2 << 20))
+            used = int(full.info("memory")["used_memory"])
+            full.config_set("maxmemory", used + (2 << 20))
 
         self._admin(squeeze)
-        self._after(4.0, lambda: self._admin(lambda: self.admin.config_set("maxmemory", 0)))
+        self._after(4.0, lambda: self._admin(lambda: full.config_set("maxmemory", 0)))
 
     def fault_skewed_producer(self) -> None:
         self._n += 1
