@@ -162,6 +162,8 @@ class _Tally:
             for p in ports.split(",")
             if p
         ]
+        if not self._clients:
+            raise RuntimeError(f"{DIRECT_PORTS_ENV} is not set: the steps flow runs in the harness")
         self._current = 0
         self._lock = threading.Lock()
 
