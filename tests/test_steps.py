@@ -7,6 +7,7 @@ import hashlib
 import json
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from workflow_worker.app import Worker
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.engine.scripts import lua_source
 from workflow_worker.producer.client import Client
+from workflow_worker.workflows import steps as steps_module
 from workflow_worker.workflows.context import JobContext
 from workflow_worker.workflows.steps import StepLimitError
 
@@ -606,3 +608,32 @@ async def test_a_step_that_cannot_be_recorded_stops_the_workflow(tmp_path: Path)
         worker.request_stop()
         await asyncio.wait_for(task, 60)
         server.stop()
+
+
+async def test_a_sleep_recorded_on_a_worker_whose_clock_is_off_lasts_its_length_elsewhere(
+    start_worker: WorkerFactory, aredis: aioredis.Redis, redis_url: str, monkeypatch: Any
+) -> None:
+    """A sleep recorded by a worker whose clock is 120 s ahead, and resumed by one whose clock
+    is right, lasts its own length: its wake-up time is kept on the server's clock, as every
+    due time is (docs/guarantees.md), not on the clock of whichever worker recorded it."""
+    skew = [120.0]
+    real = time.time
+    clock = types.SimpleNamespace(time=lambda: real() + skew[0], monotonic=time.monotonic)
+    monkeypatch.setattr(steps_module, "time", clock)
+    counted = Counted()
+
+    async def sleeper(payload: dict[str, Any], ctx: JobContext) -> int:
+        a = await ctx.step("a", counted.fn("a"), 1)
+        await ctx.sleep(2.5)
+        result: int = await ctx.step("b", counted.fn("b"), a)
+        return result
+
+    await start_worker(registry={"sleeper": sleeper}, concurrency=1)
+    async with Client(make_settings(redis_url)) as client:
+        started = time.monotonic()
+        job_id = await client.enqueue("sleeper", {})
+        await wait_for(lambda: _delayed(aredis, job_id))
+        skew[0] = 0.0  # the attempt after the sleep: a worker whose clock is right
+        assert await client.result(job_id, timeout=20) == 3
+        assert 2.4 <= time.monotonic() - started < 10
+    assert counted.runs == {"a": 1, "b": 1}

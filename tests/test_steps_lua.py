@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
+from bench.faults.proxy import FaultProxy, Rule
+from tests.servers import RedisServer
 from workflow_worker.engine.keys import QueueKeys
+from workflow_worker.engine.scripts import lua_source
 from workflow_worker.engine.stepstore import StepStore
+from workflow_worker.workflows.steps import _retrying
 
 KEYS = QueueKeys.for_queue("workflow:queue")
 TOKEN = "worker-a|1"
+RECORD_SHA = hashlib.sha1(lua_source("step_record").encode(), usedforsecurity=False).hexdigest()
 
 
 @pytest.fixture
@@ -86,3 +93,44 @@ async def test_a_record_can_write_the_given_id_into_the_claimed_message(
     assert held
     assert await aredis.hget(KEYS.processing, TOKEN) == text.encode()
     assert await aredis.exists(KEYS.job("gen")) == 0
+
+
+async def test_the_load_brings_the_servers_clock_with_the_steps(
+    aredis: aioredis.Redis, store: StepStore
+) -> None:
+    """The load returns the server's time beside the steps (found or not), so sleeps are
+    timed on the clock every worker shares, and the steps themselves carry no clock field."""
+    secs, micros = await aredis.time()
+    found, now = await store.load_timed(KEYS, "nothing-here")
+    assert found == {}
+    assert secs + micros / 1e6 <= now < secs + micros / 1e6 + 5
+    await _claim(aredis, "j4")
+    assert await store.record(KEYS, TOKEN, "j4", "a#1", "1", life_s=100, progress=True)
+    found, later = await store.load_timed(KEYS, "j4")
+    assert found == {b"a#1": b"1"}
+    assert later >= now
+
+
+async def test_a_step_record_refused_while_redis_loads_its_data_is_sent_again(
+    aredis: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    """A record answered `LOADING` (a restarted Redis still reading its data set: a refusal
+    that passes by itself) is sent again, as after a connection error, instead of failing the
+    attempt and running the step again; a refusal caused by the call itself is not."""
+    await _claim(aredis, "jl")
+    with FaultProxy(redis_server.port) as proxy:
+        client = aioredis.Redis(port=proxy.port)
+        store = StepStore(client)
+        try:
+            proxy.arm(Rule("EVALSHA", "loading", arg=RECORD_SHA, times=2))
+            assert await _retrying(
+                lambda: store.record(KEYS, TOKEN, "jl", "a#1", "1", life_s=100, progress=True),
+                "record step 'a#1'",
+            )
+            assert [e[1] for e in proxy.events] == ["loading", "loading"]
+            assert await store.load(KEYS, "jl") == {b"a#1": b"1"}
+            with pytest.raises(redis.exceptions.ResponseError):
+                await _retrying(lambda: client.incr(KEYS.job("jl")), "a call on the wrong type")
+        finally:
+            await store.close()
+            await client.aclose()

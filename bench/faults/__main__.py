@@ -28,6 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fanout", type=int, default=0, help="members of a group (with a callback) enqueued"
     )
+    parser.add_argument(
+        "--steps",
+        type=float,
+        default=0.0,
+        help="share of the load that is the durable-steps workflow (0 to 1)",
+    )
     parser.add_argument("--only", nargs="*", choices=FAULTS, help="inject only these faults")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and data here")
     parser.add_argument("--rejudge", type=Path, default=None, help="judge a kept run again")
@@ -45,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         faults=tuple(args.only or FAULTS),
         fanout=args.fanout,
+        steps=args.steps,
     )
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="faults-"))
     report = run_faults(cfg, workdir)
@@ -57,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("started early", verdict.early),
         ("oversized not dead-lettered whole", verdict.huge_wrong),
         ("slow drains", report.slow_drains),
+        ("step jobs wrong", verdict.steps.wrong),
+        ("sleeps wrong", verdict.steps.sleep_wrong),
+        ("step re-runs unexplained", verdict.steps.unexplained),
     ):
         if items:
             print(f"{label}: {', '.join(items[:20])}")
@@ -80,6 +90,13 @@ def rejudge(workdir: Path) -> int:
         print(f"| {name:<{width}} | {value} |")
     if verdict.uncounted:
         print("uncounted duplicates:", ", ".join(verdict.uncounted[:20]))
+    for label, items in (
+        ("step jobs wrong", verdict.steps.wrong),
+        ("sleeps wrong", verdict.steps.sleep_wrong),
+        ("step re-runs unexplained", verdict.steps.unexplained),
+    ):
+        if items:
+            print(f"{label}: {', '.join(items[:20])}")
     return 0 if verdict.ok() else 1
 
 

@@ -17,7 +17,8 @@ The verdicts:
 - huge: every oversized message dead-lettered whole, its record final;
 - fan-out: a group's callback (docs/composition.md) ran, with every member's outcome in member
   order, and the group counted every member (its extra runs, if any, are judged as duplicates
-  above: an enqueue of the callback twice would be an uncounted duplicate).
+  above: an enqueue of the callback twice would be an uncounted duplicate);
+- steps: jobs of the durable-steps workflow, judged step by step in `stepcheck.py`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import redis
 
 from bench.faults.flows import FANOUT_PREFIX, RECORD_PREFIX
+from bench.faults.stepcheck import StepVerdict, judge_steps
 from workflow_worker.engine.keys import QueueKeys
 
 __all__ = ["Execution", "History", "Verdict", "judge"]
@@ -67,6 +69,15 @@ class History:
     logs: list[Path] = field(default_factory=list)
     # Fan-out groups: group id (also its callback's) -> number of members.
     fanouts: dict[str, int] = field(default_factory=dict)
+    # Jobs of the durable-steps workflow: job id -> seed.
+    step_jobs: dict[str, int] = field(default_factory=dict)
+    # Faults that acted on the fleet or on Redis: (name, pid or 0 for all, began, ended).
+    windows: list[tuple[str, int, float, float]] = field(default_factory=list)
+    # What the proxy did, when: (time, action, command or length).
+    proxy_events: list[tuple[float, str, str]] = field(default_factory=list)
+    # Jobs that block their worker's event loop (the blocked-loop fault).
+    blocked: list[str] = field(default_factory=list)
+    lease: float = 2.0
 
     def save(self, path: Path) -> None:
         """Keep what the checker needs beside the run's data (to judge it again later)."""
@@ -79,6 +90,11 @@ class History:
             "faults": dict(self.faults),
             "logs": [str(p) for p in self.logs],
             "fanouts": self.fanouts,
+            "step_jobs": self.step_jobs,
+            "windows": self.windows,
+            "proxy_events": self.proxy_events,
+            "blocked": self.blocked,
+            "lease": self.lease,
         }
         path.write_text(json.dumps(data))
 
@@ -94,6 +110,11 @@ class History:
             faults=Counter(data["faults"]),
             logs=[Path(p) for p in data["logs"]],
             fanouts=data.get("fanouts", {}),
+            step_jobs=data.get("step_jobs", {}),
+            windows=[tuple(w) for w in data.get("windows", [])],
+            proxy_events=[tuple(e) for e in data.get("proxy_events", [])],
+            blocked=data.get("blocked", []),
+            lease=data.get("lease", 2.0),
         )
 
 
@@ -117,6 +138,7 @@ class Verdict:
     executions: int
     worst_kill_redelivery: float = 0.0
     fanout_wrong: list[str] = field(default_factory=list)
+    steps: StepVerdict = field(default_factory=StepVerdict)
 
     def ok(self) -> bool:
         return not (
@@ -127,6 +149,7 @@ class Verdict:
             or self.early
             or self.huge_wrong
             or self.fanout_wrong
+            or not self.steps.ok()
         )
 
     def rows(self) -> list[tuple[str, object]]:
@@ -147,6 +170,7 @@ class Verdict:
             ("oversized messages not dead-lettered whole", len(self.huge_wrong)),
             ("worst redelivery after a SIGKILL (s)", f"{self.worst_kill_redelivery:.2f}"),
             ("fan-out callbacks missing, short or out of order", len(self.fanout_wrong)),
+            *(self.steps.rows() if self.steps.jobs else []),
         ]
 
 
@@ -257,6 +281,7 @@ def judge(url: str, queue: str, history: History) -> Verdict:
         group_ends = _group_completions(client)
         huge_wrong = _huge(client, keys, history.huge, dead)
         fanout_wrong = _fanouts(client, keys, history.fanouts)
+        step_verdict = judge_steps(client, keys, history, runs)
     flagged = _flagged(history.logs)
     early = _early(history, runs)
     lost = [j for j, s in zip(ids, states, strict=True) if s not in FINAL and j not in dead]
@@ -291,6 +316,7 @@ def judge(url: str, queue: str, history: History) -> Verdict:
         executions=sum(len(r) for r in runs.values()),
         worst_kill_redelivery=_worst_redelivery(runs, history.kills),
         fanout_wrong=fanout_wrong,
+        steps=step_verdict,
     )
 
 

@@ -75,6 +75,8 @@ FAULTS = (
     "failover",
 )
 SKEW = 120.0
+# Faults the proxy carries out: their times are the proxy's events.
+PROXIED = ("lost-claim-replies", "lost-ack-replies", "late-replies", "resets", "partition")
 # A SIGTERMed worker must exit within its shutdown timeout plus this (requeue and leave).
 DRAIN_SLACK = 25.0
 SITECUSTOMIZE = """\
@@ -103,6 +105,8 @@ class Config:
     faults: tuple[str, ...] = FAULTS
     # Members of one group (with a callback) enqueued as the faults begin; 0: none.
     fanout: int = 0
+    # Share of the load's jobs that are the durable-steps workflow (`flows.steps`); 0: none.
+    steps: float = 0.0
 
 
 @dataclass
@@ -222,6 +226,11 @@ class Load(threading.Thread):
 
     def _spec(self, n: int) -> JobSpec:
         rng = self.rng
+        if self.cfg.steps and rng.random() < self.cfg.steps:
+            job_id = f"t{n}"
+            self.history.step_jobs[job_id] = n
+            seconds = round(rng.uniform(0.1, 0.5), 3)
+            return JobSpec("steps", {"seed": n, "seconds": seconds}, id=job_id)
         payload: dict[str, object] = {"seconds": round(rng.uniform(0.05, 0.8), 3)}
         if rng.random() < 0.1:
             payload["fail_first"] = True
@@ -274,7 +283,7 @@ class Driver:
     def __init__(self, cfg: Config, workdir: Path) -> None:
         self.cfg = cfg
         self.workdir = workdir
-        self.history = History()
+        self.history = History(lease=cfg.lease)
         self.slow_drains: list[str] = []
         self.rng = random.Random(cfg.seed)
         # A primary and its replica, with append-only files; a failover swaps them.
@@ -312,6 +321,7 @@ class Driver:
             url,
             WORKER_QUEUE=QUEUE,
             WORKER_WORKFLOWS="bench.faults.flows:WORKFLOWS",
+            FAULTS_DIRECT_PORTS=",".join(str(s.port) for s in self.servers),
             WORKER_CONCURRENCY=str(cfg.concurrency),
             WORKER_LEASE_SECONDS=str(cfg.lease),
             WORKER_SHUTDOWN_TIMEOUT=str(cfg.shutdown_timeout),
@@ -351,6 +361,7 @@ class Driver:
             self.proxy.stop()
         try:
             self.history.logs = self.fleet.logs()
+            self.history.proxy_events = list(self.proxy.events)
             self.history.save(self.workdir / "history.json")
             verdict = judge(self.server.url, QUEUE, self.history)
         finally:
@@ -382,13 +393,28 @@ class Driver:
                     self.rng.shuffle(order)
                 name = order.pop()
                 t = time.monotonic()
-                getattr(self, "fault_" + name.replace("-", "_"))()
+                began = time.time()
+                pid = getattr(self, "fault_" + name.replace("-", "_"))()
+                self._window(name, pid, began)
                 self.history.faults[name] += 1
                 note(f"{t - start:6.1f}s {name} ({time.monotonic() - t:.1f}s)")
                 next_fault = max(next_fault + self.cfg.every, time.monotonic() + 0.5)
             time.sleep(0.1)
         for timer in self._timers:
             timer.join()
+
+    def _window(self, name: str, pid: int | None, began: float) -> None:
+        """Note when a fault acted, and on which worker when it hit one, for the checker's
+        attribution of step re-runs. Faults the proxy carries out are noted by the proxy as they
+        happen (its events); those that only add odd messages explain nothing."""
+        lasting = {
+            "stop": 2.5 * self.cfg.lease,
+            "stall": 11.0,
+            "memory": 4.0,
+        }
+        if name in ("identical", "huge", "skewed-producer", "blocked-loop") or name in PROXIED:
+            return
+        self.history.windows.append((name, pid or 0, began, time.time() + lasting.get(name, 0.0)))
 
     def _after(self, seconds: float, action: Callable[[], None]) -> None:
         """Undo a fault on time, even while another fault's injection is still retrying (a
@@ -422,15 +448,16 @@ class Driver:
 
     # -- the faults ----------------------------------------------------------------------------
 
-    def fault_kill(self) -> None:
+    def fault_kill(self) -> int:
         victim = self.fleet.pick()
         victim.proc.kill()
         self.history.kills[victim.proc.pid] = time.time()
         victim.proc.wait()
         self.fleet.retire(victim)
         self.fleet.spawn()
+        return victim.proc.pid
 
-    def fault_term(self) -> None:
+    def fault_term(self) -> int:
         self.fleet.spawn()
         old = self.fleet.pick()
         began = time.time()
@@ -438,8 +465,9 @@ class Driver:
         if time.time() - began > self.cfg.shutdown_timeout + DRAIN_SLACK:
             self.slow_drains.append(f"{old.log_path}: {time.time() - began:.1f}s")
         self.fleet.retire(old)
+        return old.proc.pid
 
-    def fault_stop(self) -> None:
+    def fault_stop(self) -> int:
         victim = self.fleet.pick()
         victim.proc.send_signal(signal.SIGSTOP)
         self.fleet.stopped.add(victim.proc.pid)
@@ -449,6 +477,7 @@ class Driver:
             self.fleet.stopped.discard(victim.proc.pid)
 
         self._after(2.5 * self.cfg.lease, resume)
+        return victim.proc.pid
 
     def fault_redis_restart(self) -> None:
         self.server.stop()
@@ -515,6 +544,7 @@ class Driver:
             for i in range(2)
         ]
         self._direct_submit(specs)
+        self.history.blocked.extend(str(spec.id) for spec in specs)
 
     def fault_identical(self) -> None:
         self._n += 1
@@ -532,12 +562,16 @@ class Driver:
         self.history.huge.append(job_id)
 
     def fault_memory(self) -> None:
+        # Relieved on the server that was squeezed, even if a failover swapped them meanwhile
+        # (else it stays full, as a replica now and as the primary again after the next one).
+        full = self.admin
+
         def squeeze() -> None:
-            used = int(self.admin.info("memory")["used_memory"])
-            self.admin.config_set("maxmemory", used + (2 << 20))
+            used = int(full.info("memory")["used_memory"])
+            full.config_set("maxmemory", used + (2 << 20))
 
         self._admin(squeeze)
-        self._after(4.0, lambda: self._admin(lambda: self.admin.config_set("maxmemory", 0)))
+        self._after(4.0, lambda: self._admin(lambda: full.config_set("maxmemory", 0)))
 
     def fault_skewed_producer(self) -> None:
         self._n += 1

@@ -9,6 +9,8 @@ and applies rules armed at run time:
 - `delay_reply`: the reply (and every later one on that connection, to keep order) is held for
   `seconds` (past the client's socket timeout, the client gives up while the server acted);
 - `reset`: as `drop_reply`, but the connection is reset (RST) rather than closed;
+- `loading`: the command runs, and its reply is replaced by the refusal a Redis still loading
+  its data set after a restart gives (`-LOADING ...`), a refusal that passes by itself;
 - `blackhole`: from that command on, nothing moves on the connection either way until the
   client gives up (a partition that neither side notices at once).
 
@@ -37,7 +39,8 @@ import hiredis
 
 __all__ = ["ACTIONS", "FaultProxy", "Rule", "reply_end"]
 
-ACTIONS = ("drop_reply", "drop_request", "delay_reply", "reset", "blackhole")
+ACTIONS = ("drop_reply", "drop_request", "delay_reply", "reset", "blackhole", "loading")
+LOADING = b"-LOADING Redis is loading the dataset in memory\r\n"
 CHUNK = 1 << 16
 
 
@@ -345,6 +348,9 @@ class FaultProxy:
         if pending.action == "delay_reply":
             self._record(pending.name, pending.action)
             conn.held_until = time.monotonic() + pending.seconds
+        if pending.action == "loading":
+            self._record(pending.name, pending.action)
+            reply = LOADING
         wait = conn.held_until - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)

@@ -22,10 +22,12 @@ from workflow_worker.engine.scripts import lua_source
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-__all__ = ["MARK", "StepStore"]
+__all__ = ["MARK", "NOW", "StepStore"]
 
 # The steps hash's own field: the enqueue its steps belong to (see steps_load-2.lua).
 MARK = b"_run"
+# The load's own last pair: the server's clock when it read the steps.
+NOW = b"_now"
 
 
 class StepStore:
@@ -43,10 +45,15 @@ class StepStore:
 
     async def load(self, keys: QueueKeys, job_id: str) -> dict[bytes, bytes]:
         """Every step recorded for this run of `job_id` (step key -> JSON result)."""
+        found, _ = await self.load_timed(keys, job_id)
+        return found
+
+    async def load_timed(self, keys: QueueKeys, job_id: str) -> tuple[dict[bytes, bytes], float]:
+        """The recorded steps, and the server's clock (Unix seconds) when they were read."""
         flat = await self._load(keys=[keys.steps(job_id), keys.job(job_id)], args=[])
         found = {_bytes(flat[i]): _bytes(flat[i + 1]) for i in range(0, len(flat), 2)}
         found.pop(MARK, None)
-        return found
+        return found, float(found.pop(NOW))
 
     async def record(
         self,

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from workflow_worker.engine import threads
+from workflow_worker.engine.batcher import transient
 from workflow_worker.engine.job import with_id
 from workflow_worker.engine.stepstore import StepStore
 from workflow_worker.ops.metrics import Metrics
@@ -80,12 +80,15 @@ class StepLog:
     """One attempt's steps: what is recorded, and how often each name was called."""
 
     recorded: dict[bytes, bytes] | None = None
-    loading: asyncio.Future[dict[bytes, bytes]] | None = None
+    loading: asyncio.Future[tuple[dict[bytes, bytes], float]] | None = None
     seen: dict[str, int] = field(default_factory=dict)
     calls: int = 0
     cut_mid_step: bool = False  # a step was cancelled while it ran (it will run again)
     id_written: bool = False
     wake_in: float = 0.0
+    # The server's clock minus this worker's, measured when the steps were read: sleeps keep
+    # their wake-up time on the server's clock, which every worker shares.
+    offset: float = 0.0
 
 
 @dataclass(slots=True)
@@ -168,7 +171,7 @@ class Steps:
         raw = recorded.get(key.encode("utf-8"))
         if raw is None:
             await self._boundary(running)
-            until = time.time() + seconds
+            until = time.time() + log.offset + seconds
             text = _strict({"until": round(until, 3)})
             await self._record(running, log, key, text, math.ceil(seconds))
             recorded[key.encode("utf-8")] = text.encode("utf-8")
@@ -176,7 +179,7 @@ class Steps:
         else:
             until = float(json.loads(raw)["until"])
             self._count(running, "replayed")
-        wait = until - time.time()
+        wait = until - (time.time() + log.offset)
         if wait <= 0:
             return
         if wait <= SLEEP_IN_PLACE:
@@ -249,11 +252,11 @@ class Steps:
             job = _job(running)
             store, keys = self._store(running), running.lane.queue.keys
             log.loading = asyncio.ensure_future(
-                _retrying(lambda: store.load(keys, job.id), "read the recorded steps")
+                _retrying(lambda: store.load_timed(keys, job.id), "read the recorded steps")
             )
-        found = await log.loading
+        found, server_now = await log.loading
         if log.recorded is None:
-            log.recorded = found
+            log.recorded, log.offset = found, server_now - time.time()
         return log.recorded
 
     async def _record(
@@ -357,11 +360,15 @@ async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
 
 
 async def _retrying(call: Callable[[], Any], what: str) -> Any:
-    """`call()` with a few retries while Redis is unreachable; StepNotRecorded after that."""
+    """`call()` with a few retries while Redis is unreachable or refuses for a while (loading
+    its data after a restart, read-only during a failover, full: the refusals the batcher
+    also waits out); StepNotRecorded after that. Other errors are the call's own: raised."""
     for delay in (*RETRY_DELAYS, None):
         try:
             return await call()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisError, OSError) as exc:
+            if not transient(exc):
+                raise
             if delay is None:
                 raise StepNotRecorded(f"could not {what}: {type(exc).__name__}: {exc}") from exc
             await asyncio.sleep(delay)
