@@ -83,6 +83,43 @@ async def test_a_retried_attempt_replays_recorded_steps(
     assert f'workflow_steps_total{{kind="ran",{labels}}} 3.0' in body
 
 
+async def test_a_long_step_is_named_in_the_record_while_it_runs(
+    start_worker: WorkerFactory, aredis: aioredis.Redis, redis_url: str
+) -> None:
+    """A step that runs longer than a moment shows as `step` in the job's record while it runs,
+    and the name goes once it is recorded; a short step is never written there."""
+    release = asyncio.Event()
+    seen: list[dict[str, str]] = []
+
+    async def slow() -> str:
+        await release.wait()
+        return "done"
+
+    async def flow(payload: dict[str, Any], ctx: JobContext) -> str:
+        await ctx.step("quick", lambda: 1)
+        seen.append(await _status(aredis, ctx.job_id))
+        result: str = await ctx.step("slow", slow)
+        return result
+
+    await start_worker(registry={"flow": flow})
+    async with Client(make_settings(redis_url)) as client:
+        job_id = await client.enqueue("flow", {})
+        running = await wait_for(lambda: _step_shown(aredis, job_id), timeout=10)
+        assert running["step"] == "slow#1"
+        assert running["last_step"] == "quick#1"
+        release.set()
+        assert await client.result(job_id, timeout=10) == "done"
+    assert "step" not in seen[0]
+    final = await _status(aredis, job_id)
+    assert "step" not in final
+    assert final["last_step"] == "slow#1"
+
+
+async def _step_shown(aredis: aioredis.Redis, job_id: str) -> dict[str, str] | None:
+    status = await _status(aredis, job_id)
+    return status if "step" in status else None
+
+
 def _metrics(worker: Any) -> str:
     return generate_latest(worker.worker.prom).decode()
 

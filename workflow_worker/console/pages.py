@@ -319,6 +319,8 @@ def _more_facts(record: Mapping[str, Any], queue: str) -> list[tuple[str, str]]:
     if record.get("steps_done") is not None:
         last = record.get("last_step")
         facts.append(("steps done", esc(f"{record['steps_done']} (last: {last})")))
+    if record.get("step"):
+        facts.append(("step running", esc(record["step"])))
     if record.get("parent"):
         facts.append(("parent", link("/job", record["parent"], id=record["parent"], queue=queue)))
     children = record.get("children")

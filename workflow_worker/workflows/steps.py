@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from workflow_worker.engine import threads
 from workflow_worker.engine.batcher import transient
 from workflow_worker.engine.job import with_id
+from workflow_worker.engine.queue import Op
 from workflow_worker.engine.stepstore import StepStore
 from workflow_worker.ops.metrics import Metrics
 from workflow_worker.settings import Settings
@@ -56,6 +57,8 @@ MAX_STEPS = 1000
 SLEEP_IN_PLACE = 1.0
 # Bounded retries of a step read or record while Redis is unreachable (about 3 s in all).
 RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.6)
+# A step running longer than this is named in the job's record as `step`.
+SHOW_STEP_AFTER = 0.5
 _strict = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
@@ -145,12 +148,16 @@ class Steps:
             self._count(running, "replayed")
             return json.loads(raw)
         await self._boundary(running)
+        shown = _show_running_step(running, key)
         try:
             value = await _run(fn, args, kwargs)
         except asyncio.CancelledError:
             # Counted by the drain (requeued mid-step) once the attempt's outcome is stored.
             log.cut_mid_step = True
             raise
+        finally:
+            if shown is not None:
+                shown.cancel()
         text = self._encode(key, value)
         await self._record(running, log, key, text, 0)
         recorded[key.encode("utf-8")] = text.encode("utf-8")
@@ -318,6 +325,22 @@ class Steps:
 
     def _count(self, running: Running, kind: str) -> None:
         self.metrics.step(running.lane.name, _job(running).workflow, kind)
+
+
+def _show_running_step(running: Running, key: str) -> asyncio.TimerHandle | None:
+    """Name the step in the job's record (`step`) once it has run for SHOW_STEP_AFTER: a
+    write through the batcher that nobody waits for, so short steps cost nothing extra and a
+    long one (an LLM call) one write. The record call of the step removes the name again."""
+    job = running.job
+    if job is None or job.generated_id:
+        return None  # no status record while it runs
+    op = Op("progress", running.token, job.id, status={"step": key})
+    return asyncio.get_running_loop().call_later(SHOW_STEP_AFTER, _post_if_running, running, op)
+
+
+def _post_if_running(running: Running, op: Op) -> None:
+    if running.in_workflow:
+        running.lane.batcher.post(op)
 
 
 def _job(running: Running) -> Any:

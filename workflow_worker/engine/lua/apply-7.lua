@@ -28,8 +28,8 @@
 --                   (a text too large to embed in the entry)
 --   kind "requeue": release the claim and push arg (job text) at the queue's consuming end
 --   kind "defer":   as "retry", but not a failure (a rate limit said "later")
---   kind "progress": if claimed, write the status fields (progress, progress_message) and
---                   nothing else
+--   kind "progress": if claimed, write the status fields (progress and progress_message, or
+--                   the durable step now running) and nothing else
 -- ARGV[3] "1" when a claim that is gone while its worker's lease is live means this op was
 --         applied already by an earlier send whose reply was lost (the batcher); "0" otherwise
 -- ARGV[4] index in KEYS of the recent-jobs sorted set (job id -> last change, ms; 0 = none):
@@ -134,7 +134,12 @@ for n, op in ipairs(ops) do
     held = redis.call('HEXISTS', KEYS[1], token)
     write = false
     if held == 1 and key then
-      redis.call('HSET', key, 'progress', status.progress, 'progress_message', status.progress_message)
+      local fields = {}
+      for name, value in pairs(status) do
+        fields[#fields + 1] = name
+        fields[#fields + 1] = value
+      end
+      redis.call('HSET', key, unpack(fields))
     end
   elseif kind == 'start' then
     held = redis.call('HEXISTS', KEYS[1], token)
@@ -201,7 +206,7 @@ for n, op in ipairs(ops) do
     end
     redis.call('HSET', key, unpack(fields))
     if not later[kind] then
-      redis.call('HDEL', key, 'due_at', 'next_attempt_in')
+      redis.call('HDEL', key, 'due_at', 'next_attempt_in', 'step')
     end
     redis.call('EXPIRE', key, ttl + extra)
     if recent and kind ~= 'progress' then

@@ -11,7 +11,8 @@
 -- ARGV[3] result, JSON text
 -- ARGV[4] the least time the steps hash must live from now, seconds (at least as long as the
 --         status record: the result TTL plus the job's timeout, plus a sleep's length)
--- ARGV[5] "1": write progress into the status record (`steps_done`, `last_step`) when it exists;
+-- ARGV[5] "1": write progress into the status record (`steps_done`, `last_step`, and drop `step`,
+--         the step shown as running, when it is this one) when it exists;
 --         "0": not (a job without a producer-given id has no record while it runs)
 -- ARGV[6] job text to put in the processing entry ("" for none): a job that was given its id at
 --         claim keeps that id if it is re-delivered after a crash, and with it its steps
@@ -42,5 +43,8 @@ if redis.call('PTTL', KEYS[2]) < life then
 end
 if ARGV[5] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('HSET', KEYS[3], 'steps_done', redis.call('HLEN', KEYS[2]) - 1, 'last_step', ARGV[2])
+  if redis.call('HGET', KEYS[3], 'step') == ARGV[2] then
+    redis.call('HDEL', KEYS[3], 'step')
+  end
 end
 return 1
