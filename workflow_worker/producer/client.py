@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflow_worker.connection import connect, connect_sync
 from workflow_worker.engine.job import State
@@ -37,8 +37,11 @@ from workflow_worker.producer.requests import (
     requeue_call,
     result_of,
 )
-from workflow_worker.producer.routing import DeclaredQueues, Routes, first_found
+from workflow_worker.producer.routing import Routes, first_found
 from workflow_worker.settings import Settings
+
+if TYPE_CHECKING:
+    from workflow_worker.workflows.workflows import Workflows
 
 __all__ = [
     "Client",
@@ -63,7 +66,9 @@ FINAL_STATES = {
 
 
 class Client:
-    """Async producer and inspector for one queue (`settings.queue`, or `queue=`)."""
+    """Async producer and inspector for one queue (`settings.queue`, or `queue=`); given
+    `workflows=` (a `Workflows` registry), also for the queues its workflows declare: each job
+    goes to its workflow's queue, and jobs are found there by id."""
 
     def __init__(
         self,
@@ -71,7 +76,7 @@ class Client:
         redis: Any = None,
         queue: str | None = None,
         *,
-        workflows: DeclaredQueues | None = None,
+        workflows: Workflows | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.redis = redis if redis is not None else connect(self.settings)
@@ -256,7 +261,7 @@ class SyncClient:
         redis: Any = None,
         queue: str | None = None,
         *,
-        workflows: DeclaredQueues | None = None,
+        workflows: Workflows | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.redis = redis if redis is not None else connect_sync(self.settings)
