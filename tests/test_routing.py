@@ -173,12 +173,17 @@ async def test_sync_client_routes_and_finds_jobs(
 async def test_a_client_without_declared_queues_uses_only_its_own(
     redis_url: str, aredis: Any
 ) -> None:
-    """A registry that declares no queue leaves a client exactly as without it: no routes."""
+    """A registry that declares no queue, or a plain dict, leaves a client exactly as without
+    it (no routes); something that is not a registry is refused."""
     workflows = Workflows()
     workflows.workflow("plain")(registry()["plain"])
     async with Client(make_settings(redis_url), workflows=workflows) as client:
         assert client.routes is None
         await client.enqueue("plain", {"n": 1})
+    async with Client(make_settings(redis_url), workflows={"plain": workflows["plain"]}) as other:  # type: ignore[arg-type]
+        assert other.routes is None
+    with pytest.raises(TypeError, match="takes a Workflows registry"):
+        Client(make_settings(redis_url), workflows=object())  # type: ignore[arg-type]
     assert await aredis.llen(DEFAULT.queue) == 1
 
 
@@ -215,9 +220,14 @@ def test_cli_enqueue_routes_with_the_route_flag(redis_url: str) -> None:
         assert "delayed" in shown.stdout
         cancel = run_cli(redis_url, "cancel", job_id, "--route", WORKER_WORKFLOWS=flows)
         assert cancel.stdout.strip() == f"{job_id}: cancelled"
+        plain_registry = run_cli(
+            redis_url, "enqueue", "echo", "--route", WORKER_WORKFLOWS="tests.flows:WORKFLOWS"
+        )
+        assert plain_registry.returncode == 0, plain_registry.stderr
+        assert plain.llen(DEFAULT.queue) == 1
         unrouted = run_cli(redis_url, "enqueue", "urgent", WORKER_WORKFLOWS=flows)
         assert unrouted.returncode == 0
-        assert plain.llen(DEFAULT.queue) == 1
+        assert plain.llen(DEFAULT.queue) == 2
         assert plain.llen(HIGH.queue) == 0
 
 

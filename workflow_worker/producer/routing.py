@@ -52,6 +52,8 @@ class Routes:
         if workflows is None:
             return None
         declared = getattr(workflows, "queues", None)
+        if declared is None and isinstance(workflows, Mapping):
+            return None  # a plain mapping of name to function declares no queue
         if not isinstance(declared, Mapping):
             raise TypeError(
                 f"workflows= takes a Workflows registry (with declared queues): {workflows!r}"
