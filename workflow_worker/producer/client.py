@@ -157,26 +157,39 @@ class Client:
         """The job's status record (numbers as numbers), or None when unknown or expired.
         With `workflows=`, a job not in the client's queue is looked for in the declared
         queues (one more round trip, pipelined)."""
-        return (await self._lookup(job_id, self.keys))[1]
+        raw = await self.redis.hgetall(self.keys.job(job_id))
+        if raw or self.routes is None:
+            return decode_record(raw) if raw else None
+        return (await self._elsewhere(self.routes, job_id))[1]
 
     async def _lookup(
         self, job_id: str, keys: QueueKeys
     ) -> tuple[QueueKeys, dict[str, Any] | None]:
         """(queue, record) of the job, looked for in `keys`; when that is the client's own
-        queue and the job is not there, in the declared queues (one pipelined round trip)."""
+        queue and the job is not there, in the declared queues."""
         raw = await self.redis.hgetall(keys.job(job_id))
         if raw:
             return keys, decode_record(raw)
-        if self.routes is None or keys is not self.keys or not self.routes.others:
+        if self.routes is None or keys is not self.keys:
             return keys, None
+        found, record = await self._elsewhere(self.routes, job_id)
+        return found or keys, record
+
+    async def _elsewhere(
+        self, routes: Routes, job_id: str
+    ) -> tuple[QueueKeys | None, dict[str, Any] | None]:
+        """(queue, record) of a job looked for in the declared queues other than the
+        client's own, in one pipelined round trip."""
+        if not routes.others:
+            return None, None
         pipe = self.redis.pipeline(transaction=False)
-        for other in self.routes.others:
+        for other in routes.others:
             pipe.hgetall(other.job(job_id))
         answers = await pipe.execute()
-        found = first_found(self.routes.others, answers)
+        found = first_found(routes.others, answers)
         if found is None:
-            return keys, None
-        return found, decode_record(answers[self.routes.others.index(found)])
+            return None, None
+        return found, decode_record(answers[routes.others.index(found)])
 
     async def result(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
         """Wait for the job to end; return its result or raise `JobFailed` / `TimeoutError`."""
@@ -322,22 +335,33 @@ class SyncClient:
         return list(composed.jobs)
 
     def status(self, job_id: str) -> dict[str, Any] | None:
-        return self._lookup(job_id, self.keys)[1]
+        raw = self.redis.hgetall(self.keys.job(job_id))
+        if raw or self.routes is None:
+            return decode_record(raw) if raw else None
+        return self._elsewhere(self.routes, job_id)[1]
 
     def _lookup(self, job_id: str, keys: QueueKeys) -> tuple[QueueKeys, dict[str, Any] | None]:
         raw = self.redis.hgetall(keys.job(job_id))
         if raw:
             return keys, decode_record(raw)
-        if self.routes is None or keys is not self.keys or not self.routes.others:
+        if self.routes is None or keys is not self.keys:
             return keys, None
+        found, record = self._elsewhere(self.routes, job_id)
+        return found or keys, record
+
+    def _elsewhere(
+        self, routes: Routes, job_id: str
+    ) -> tuple[QueueKeys | None, dict[str, Any] | None]:
+        if not routes.others:
+            return None, None
         pipe = self.redis.pipeline(transaction=False)
-        for other in self.routes.others:
+        for other in routes.others:
             pipe.hgetall(other.job(job_id))
         answers = pipe.execute()
-        found = first_found(self.routes.others, answers)
+        found = first_found(routes.others, answers)
         if found is None:
-            return keys, None
-        return found, decode_record(answers[self.routes.others.index(found)])
+            return None, None
+        return found, decode_record(answers[routes.others.index(found)])
 
     def result(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> Any:
         deadline = time.monotonic() + timeout
