@@ -40,6 +40,7 @@ from workflow_worker.ops.http import Health, create_app, start_http
 from workflow_worker.ops.logs import flush_logs
 from workflow_worker.ops.metrics import Metrics
 from workflow_worker.ops.podcost import PodDeletionCost
+from workflow_worker.producer.routing import warn_unconsumed
 from workflow_worker.settings import Settings
 from workflow_worker.workflows.context import WorkflowRegistry
 from workflow_worker.workflows.lifespan import lifespan_state, load_lifespan
@@ -69,6 +70,7 @@ class Worker:
         self.lifespan = load_lifespan(settings.lifespan)
         self._check_schedule()
         check_rate_limits(settings, self.workflows)
+        warn_unconsumed(self.workflows, settings.queues)
         self.prom = metrics_registry or CollectorRegistry()
         self.metrics = Metrics(self.prom, settings.queues)
         self.stopping = asyncio.Event()

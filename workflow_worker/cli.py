@@ -21,6 +21,13 @@ from workflow_worker.settings import Settings
 
 __all__ = ["main"]
 
+# Opt-in: loading WORKER_WORKFLOWS imports the application's code, which a producer command
+# does not otherwise do.
+ROUTE_HELP = (
+    "import WORKER_WORKFLOWS and use its workflows' declared queues "
+    "(@workflows.workflow(queue=...)): send the job there, look for it there"
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -50,13 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     enq.add_argument("--id", help="job id (also makes the job unique by id; --count 1 only)")
     enq.add_argument("--unique-key", help="skip if a job with this key is queued or running")
     enq.add_argument("--expires", help="seconds from now: not started by then, it never runs")
+    enq.add_argument("--route", action="store_true", help=ROUTE_HELP)
 
     job = sub.add_parser("job", help="print one job's status record")
     job.add_argument("job_id")
     job.add_argument("--json", action="store_true", help="machine-readable output")
+    job.add_argument("--route", action="store_true", help=ROUTE_HELP)
 
     cancel = sub.add_parser("cancel", help="cancel a queued, delayed or running job")
     cancel.add_argument("job_id")
+    cancel.add_argument("--route", action="store_true", help=ROUTE_HELP)
 
     dead = sub.add_parser("dead", help="dead-letter tools: list, show, requeue, purge")
     dead_sub = dead.add_subparsers(dest="dead_command", required=True)
@@ -117,12 +127,23 @@ def _console(settings: Settings) -> int:
     return uvloop.run(serve(settings))
 
 
+def _declared(settings: Settings, args: argparse.Namespace) -> Any:
+    """The registry whose declared queues route the command (`--route`), else None."""
+    if not args.route:
+        return None
+    from workflow_worker.workflows.registry import load_registry
+
+    if "" not in sys.path and os.getcwd() not in sys.path:  # as `run` does
+        sys.path.insert(0, os.getcwd())
+    return load_registry(settings.workflows)
+
+
 def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
     from workflow_worker.producer.client import SyncClient
 
     spec, count = job_spec(args)
     duplicates = 0
-    with SyncClient(settings) as client:
+    with SyncClient(settings, workflows=_declared(settings, args)) as client:
         for start in range(0, count, 1000):
             for result in client.submit([spec] * min(1000, count - start)):
                 if result.created:
@@ -158,10 +179,11 @@ def _status(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-def _job(settings: Settings, job_id: str, as_json: bool) -> int:
+def _job(settings: Settings, args: argparse.Namespace) -> int:
     from workflow_worker.producer.client import SyncClient
 
-    with SyncClient(settings) as client:
+    job_id, as_json = args.job_id, args.json
+    with SyncClient(settings, workflows=_declared(settings, args)) as client:
         record = client.status(job_id)
     if record is None:
         print(f"no record for job {job_id} (unknown, or expired after WORKER_RESULT_TTL)")
@@ -174,10 +196,11 @@ def _job(settings: Settings, job_id: str, as_json: bool) -> int:
     return 0
 
 
-def _cancel(settings: Settings, job_id: str) -> int:
+def _cancel(settings: Settings, args: argparse.Namespace) -> int:
     from workflow_worker.producer.client import SyncClient
 
-    with SyncClient(settings) as client:
+    job_id = args.job_id
+    with SyncClient(settings, workflows=_declared(settings, args)) as client:
         answer = client.cancel(job_id)
     print(f"{job_id}: {answer}")
     return 0 if answer in ("cancelled", "cancelling") else 1
@@ -219,9 +242,9 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "enqueue":
         return _enqueue(settings, args)
     if args.command == "job":
-        return _job(settings, args.job_id, args.json)
+        return _job(settings, args)
     if args.command == "cancel":
-        return _cancel(settings, args.job_id)
+        return _cancel(settings, args)
     if args.command == "dead":
         return _dead(settings, args)
     if args.command == "console":

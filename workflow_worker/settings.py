@@ -14,7 +14,7 @@ from workflow_worker.engine.limits import parse_rate_limits
 from workflow_worker.engine.schedule import parse_schedule
 from workflow_worker.errors import ConfigError
 
-__all__ = ["ConfigError", "Settings", "claim_limit", "parse_flag", "redact_url"]
+__all__ = ["ConfigError", "Settings", "claim_limit", "is_queue_name", "parse_flag", "redact_url"]
 
 T = TypeVar("T")
 
@@ -104,6 +104,17 @@ def _queue_names(var: str, raw: str) -> tuple[str, ...]:
     if not names or len(set(names)) != len(names):
         raise ConfigError(var, raw, "one or more distinct queue names separated by commas")
     return names
+
+
+def is_queue_name(name: object) -> bool:
+    """Whether `name` is one queue name as WORKER_QUEUE / WORKER_QUEUES accept it, reading back
+    as itself (non-empty, no comma, no surrounding blanks)."""
+    if not isinstance(name, str):
+        return False
+    try:
+        return _queue_names("WORKER_QUEUE", name) == (name,)
+    except ConfigError:
+        return False
 
 
 def _secret(var: str, raw: str, shortest: int) -> str:

@@ -7,6 +7,8 @@ names a plain dict:
 
     @workflows.workflow(timeout=30, max_attempts=5, no_retry_on=(ValueError,))
     async def resize(payload, ctx): ...
+
+`queue=` declares where a workflow's jobs go: a `Client(workflows=workflows)` sends them there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
+from workflow_worker.settings import is_queue_name
 from workflow_worker.workflows.context import JobContext
 from workflow_worker.workflows.registry import is_sync
 
@@ -65,6 +68,7 @@ class Workflows(Mapping[str, Callable[..., Any]]):
     def __init__(self) -> None:
         self._funcs: dict[str, Callable[..., Any]] = {}
         self.policies: dict[str, Policy] = {}
+        self.queues: dict[str, str] = {}  # workflow -> its declared queue, when it declares one
         self.hooks = Hooks()
 
     @overload
@@ -79,6 +83,7 @@ class Workflows(Mapping[str, Callable[..., Any]]):
         max_attempts: int | None = None,
         retry_on: ExceptionTypes = (),
         no_retry_on: ExceptionTypes = (),
+        queue: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def workflow(
@@ -89,12 +94,14 @@ class Workflows(Mapping[str, Callable[..., Any]]):
         max_attempts: int | None = None,
         retry_on: ExceptionTypes = (),
         no_retry_on: ExceptionTypes = (),
+        queue: str | None = None,
     ) -> Any:
         """Register the decorated `async def` or `def` function under `name` (default: its
         own name); `@workflows.workflow` without parentheses works too. `timeout` (seconds per
         attempt) and `max_attempts` apply to its jobs that do not set their own; `retry_on`
         retries only those exceptions, `no_retry_on` never retries those (both checked with
-        isinstance; `Retry` and `Permanent` always win)."""
+        isinstance; `Retry` and `Permanent` always win). `queue` is where a client given this
+        registry (`Client(workflows=...)`) sends its jobs; a worker must consume that queue."""
         if callable(name):
             return self.workflow()(name)
         policy = _policy(timeout, max_attempts, retry_on, no_retry_on)
@@ -105,6 +112,11 @@ class Workflows(Mapping[str, Callable[..., Any]]):
                 raise ValueError(f"give a name for {func!r}")
             if key in self._funcs:
                 raise ValueError(f"workflow {key!r} is registered twice")
+            if queue is not None and not is_queue_name(queue):
+                raise ValueError(
+                    f"workflow {key!r}: queue must be one queue name as WORKER_QUEUE takes it "
+                    f"(non-empty, no comma, no surrounding blanks): {queue!r}"
+                )
             try:
                 is_sync(func)
             except TypeError as exc:
@@ -112,9 +124,15 @@ class Workflows(Mapping[str, Callable[..., Any]]):
             self._funcs[key] = func
             if policy != Policy():
                 self.policies[key] = policy
+            if queue is not None:
+                self.queues[key] = queue
             return func
 
         return register
+
+    def queue_of(self, name: str) -> str | None:
+        """The queue workflow `name` declared with `queue=`, or None (the client's own)."""
+        return self.queues.get(name)
 
     def before_job(self, hook: BeforeHook) -> BeforeHook:
         """Register `async def hook(ctx)`, awaited before each attempt of every workflow."""
