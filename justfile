@@ -14,8 +14,12 @@ demo jobs="200" workers="2":
 # Install the engines the tests drive (helm, prometheus, promtool, checkov) into .tools/, and the peers of bench-compare into .venv-peers/
 [group('dev')]
 tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Two independent installs (engines into .tools/, peer venvs into .venv-peers/), side by side.
+    scripts/install-peers.sh & peers=$!
     scripts/install-tools.sh
-    scripts/install-peers.sh
+    wait "$peers"
 
 # Lint, type-check and run the whole test suite (what CI runs); the image test runs last, alone
 [group('dev')]
