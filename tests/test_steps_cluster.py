@@ -1,5 +1,6 @@
-"""Durable steps on a real three-node Redis Cluster: every key a step touches is in its job's
-hash slot, so the step scripts run there as on one server."""
+"""Durable steps and composition on a real three-node Redis Cluster: every key a step, a child
+job, a group or a chain touches is in its queue's hash slot, so their scripts run there as on one
+server."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.servers import free_port, server_binary
 from workflow_worker.app import Worker
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.producer.client import Client
+from workflow_worker.producer.requests import JobSpec
 from workflow_worker.workflows.context import JobContext
 
 KEYS = QueueKeys.for_queue("workflow:queue")
@@ -120,3 +122,40 @@ async def test_steps_and_a_sleep_run_on_redis_cluster(cluster_url: str) -> None:
     with RedisCluster.from_url(cluster_url) as sync:
         assert sync.keyslot(KEYS.steps(job_id)) == sync.keyslot(KEYS.job(job_id))
         assert sync.hget(KEYS.steps(job_id), "first#1") == b'"a"'
+
+
+async def test_children_groups_and_chains_run_on_redis_cluster(cluster_url: str) -> None:
+    """On Cluster, a workflow's child jobs, a group with its callback and a chain run to their
+    end: every key their scripts touch is in the queue's slot."""
+
+    async def echo(payload: dict[str, Any], ctx: JobContext) -> Any:
+        return payload.get("n", payload.get("previous", {}).get("result"))
+
+    async def parent(payload: dict[str, Any], ctx: JobContext) -> list[str]:
+        return [await ctx.enqueue("echo", {"n": n}) for n in range(2)]
+
+    async def gather(payload: dict[str, Any], ctx: JobContext) -> list[Any]:
+        return [outcome["result"] for outcome in payload["results"]]
+
+    settings = make_settings(cluster_url, redis_mode="cluster")
+    worker = Worker(settings, registry={"echo": echo, "parent": parent, "gather": gather})
+    ready = asyncio.Event()
+    task = asyncio.create_task(worker.run(ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        async with Client(settings) as client:
+            parent_id = await client.enqueue("parent", {})
+            children = await client.result(parent_id, timeout=30)
+            assert [await client.result(c, timeout=30) for c in children] == [0, 1]
+            assert (await client.status(parent_id) or {})["children"] == children
+            gid = await client.group(
+                [JobSpec("echo", {"n": n}) for n in range(5)], then=JobSpec("gather")
+            )
+            assert await client.result(gid, timeout=30) == [0, 1, 2, 3, 4]
+            ids = await client.chain(JobSpec("echo", {"n": 7}) | JobSpec("echo"))
+            assert await client.result(ids[-1], timeout=30) == 7
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 60)
+    with RedisCluster.from_url(cluster_url) as sync:
+        assert sync.keyslot(KEYS.group(gid)) == sync.keyslot(KEYS.queue)
