@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -13,14 +14,21 @@ if TYPE_CHECKING:
 __all__ = ["Scripts", "lua_source"]
 
 
+# A line `-- include: <name>` stands for the fragment `lua/_<name>.lua`: Redis runs each script
+# on its own, so code two scripts share is put into both when they are read.
+_INCLUDE = re.compile(r"^-- include: (\w+)\n", re.MULTILINE)
+
+
 @cache
 def lua_source(name: str) -> str:
-    """Text of `lua/<name>-<n>.lua` next to this module (the suffix is the number of fixed KEYS)."""
+    """Text of `lua/<name>-<n>.lua` next to this module (the suffix is the number of fixed KEYS),
+    with its `-- include:` lines replaced by their fragments."""
     folder = resources.files("workflow_worker.engine").joinpath("lua")
     matches = [p for p in folder.iterdir() if p.name.startswith(name + "-")]
     if len(matches) != 1:
         raise LookupError(f"no single Lua script named {name!r} in workflow_worker/engine/lua")
-    return matches[0].read_text(encoding="utf-8")
+    text = matches[0].read_text(encoding="utf-8")
+    return _INCLUDE.sub(lambda m: folder.joinpath(f"_{m[1]}.lua").read_text("utf-8"), text)
 
 
 @dataclass(frozen=True, slots=True)
