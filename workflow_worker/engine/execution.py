@@ -401,7 +401,6 @@ class Executor:
             state=self.state,
             handle=running,
             composer=self._composer(lane),
-            _running=running,
         )
 
     def _composer(self, lane: Lane) -> Composer:

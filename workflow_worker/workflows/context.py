@@ -34,7 +34,9 @@ class JobContext:
     redis: Any
     # What WORKER_LIFESPAN yielded (None without one): the process's shared resources.
     state: Any = None
-    # Where `progress()` reports go: the worker's record of this attempt (or a test's).
+    # Where `progress()` reports go: the worker's record of this attempt (or a test's). In a
+    # worker it is the attempt's bookkeeping (engine/execution.py Running), which also carries
+    # the step machinery ctx.step and ctx.sleep use.
     handle: ProgressHandle | None = field(default=None, repr=False, compare=False)
 
     # Composition (docs/composition.md): the worker's per-queue composer, replaced by this
@@ -42,27 +44,26 @@ class JobContext:
     # creates nothing pays for one field.
     composer: compose.Composer | compose.Scope | None = None
 
-    # The attempt's bookkeeping (engine/execution.py Running, which holds the worker's step
-    # machinery), for ctx.step and ctx.sleep; None outside a worker.
-    _running: Any = field(default=None, repr=False, compare=False)
-
     async def step(self, name_or_fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         """A durable step: `await ctx.step("name", fn, *args, **kwargs)` (or `ctx.step(fn, ...)`,
         named after the function). Returns the step's recorded result if this job recorded it
         on an earlier attempt; else runs `fn` (a sync one in a thread), records its JSON result
         before going on, and returns it. See docs/steps.md."""
-        running = self._running
-        if running is None or running.engine is None:
-            raise RuntimeError("ctx.step needs a worker: this context was not made by one")
+        running = self._attempt("ctx.step")
         return await running.engine.step(running, name_or_fn, args, kwargs)
 
     async def sleep(self, seconds: float, name: str = "sleep") -> None:
         """A durable sleep: the job waits in the delayed set, holding no slot, and resumes
         after its recorded steps; a resumed attempt does not sleep again. See docs/steps.md."""
-        running = self._running
-        if running is None or running.engine is None:
-            raise RuntimeError("ctx.sleep needs a worker: this context was not made by one")
+        running = self._attempt("ctx.sleep")
         await running.engine.sleep(running, seconds, name)
+
+    def _attempt(self, call: str) -> Any:
+        """The worker's bookkeeping of this attempt, which steps need."""
+        running: Any = self.handle
+        if getattr(running, "engine", None) is None:
+            raise RuntimeError(f"{call} needs a worker: this context was not made by one")
+        return running
 
     async def enqueue(
         self,
