@@ -11,6 +11,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 from prometheus_client import generate_latest
@@ -21,6 +22,7 @@ from workflow_worker.app import Worker
 from workflow_worker.engine.keys import QueueKeys
 from workflow_worker.engine.scripts import lua_source
 from workflow_worker.producer.client import Client
+from workflow_worker.testing import run_workflow
 from workflow_worker.workflows import steps as steps_module
 from workflow_worker.workflows.context import JobContext
 from workflow_worker.workflows.steps import StepLimitError
@@ -674,3 +676,19 @@ async def test_a_sleep_recorded_on_a_worker_whose_clock_is_off_lasts_its_length_
         assert await client.result(job_id, timeout=20) == 3
         assert 2.4 <= time.monotonic() - started < 10
     assert counted.runs == {"a": 1, "b": 1}
+
+
+async def test_steps_outside_a_worker_say_they_need_one() -> None:
+    """ctx.step and ctx.sleep in a context no worker made (an eager test run) fail with a
+    clear error naming the call."""
+
+    async def stepped(payload: dict[str, Any], ctx: JobContext) -> None:
+        await ctx.step("a", lambda: 1)
+
+    async def sleeper(payload: dict[str, Any], ctx: JobContext) -> None:
+        await ctx.sleep(5)
+
+    for flow, call in ((stepped, "ctx.step"), (sleeper, "ctx.sleep")):
+        with pytest.raises(RuntimeError) as raised:
+            await run_workflow(flow, {})
+        assert str(raised.value) == f"{call} needs a worker: this context was not made by one"
