@@ -10,12 +10,14 @@ import atexit
 import fnmatch
 import functools
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +293,38 @@ if __name__ == "__main__":
         print("usage: python -m tests.chart_helpers record-version")
         sys.exit(2)
     sys.exit(record_version())
+
+
+@dataclass(frozen=True)
+class CheckovRun:
+    """What checkov said: its process, its reports, and its failed checks as `ID resource`."""
+
+    process: subprocess.CompletedProcess[str]
+    reports: list[dict[str, Any]]
+    failed: list[str]
+
+
+def checkov(folder: Path, *, quiet: bool = True) -> CheckovRun:
+    """Run the real checkov over the manifests in `folder` with the chart's config (`quiet`
+    leaves passed checks out of the reports)."""
+    result = subprocess.run(
+        [
+            str(require_tool(CHECKOV)),
+            *("-d", str(folder), "--framework", "kubernetes", "--compact"),
+            *(("--quiet",) if quiet else ()),
+            *("--skip-download", "--config-file", str(CHART / ".checkov.yaml"), "-o", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+        check=False,
+        timeout=120,
+    )
+    report = json.loads(result.stdout)
+    reports: list[dict[str, Any]] = report if isinstance(report, list) else [report]
+    failed = [
+        f"{c['check_id']} {c['resource']}"
+        for r in reports
+        for c in r.get("results", {}).get("failed_checks", [])
+    ]
+    return CheckovRun(result, reports, failed)

@@ -3,9 +3,6 @@ kubernetes-validate and checkov, and by assertions on what the pod gets."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.chart_helpers import CHART, CHECKOV, by_kind, helm, render, require_tool
+from tests.chart_helpers import CHART, by_kind, checkov, helm, render
 
 KUBE_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 CONSOLE: dict[str, Any] = {
@@ -180,31 +177,13 @@ def test_helm_lint_strict_and_kubernetes_validate(tmp_path: Path) -> None:
 
 def test_checkov_passes_on_the_console(tmp_path: Path) -> None:
     """checkov, with the chart's own skips, finds no failed check in the console's objects."""
-    checkov = require_tool(CHECKOV)
     folder = tmp_path / "rendered"
     folder.mkdir()
     rendered = _rendered(tmp_path, CONSOLE_WITH_POLICY)
     console = [m for m in rendered if m["metadata"]["name"].endswith("-console")]
     assert len(console) == 3
     (folder / "console.yaml").write_text(yaml.safe_dump_all(console))
-    result = subprocess.run(
-        [
-            str(checkov),
-            *("-d", str(folder), "--framework", "kubernetes", "--quiet", "--compact"),
-            *("--skip-download", "--config-file", str(CHART / ".checkov.yaml"), "-o", "json"),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-        check=False,
-        timeout=120,
-    )
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [
-        f"{c['check_id']} {c['resource']}"
-        for r in reports
-        for c in r.get("results", {}).get("failed_checks", [])
-    ]
+    run = checkov(folder)
+    reports, failed = run.reports, run.failed
     assert failed == []
     assert reports[0]["summary"]["passed"] > 50

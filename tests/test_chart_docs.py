@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,13 @@ from typing import Any
 import jsonschema
 import yaml
 
-from tests.chart_helpers import CHART, CHECKOV, REPO, SCENARIOS, render_scenario, require_tool
+from tests.chart_helpers import (
+    CHART,
+    REPO,
+    SCENARIOS,
+    checkov,
+    render_scenario,
+)
 
 _KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+):(\s|$)")
 
@@ -140,30 +145,12 @@ def test_checkov_skips_are_justified() -> None:
 
 def test_checkov_passes_on_rendered_manifests(tmp_path: Path) -> None:
     """checkov finds zero failed checks in the rendered manifests of all scenarios."""
-    checkov = require_tool(CHECKOV)
     for scenario in SCENARIOS:
         (tmp_path / f"{scenario}.yaml").write_text(yaml.safe_dump_all(render_scenario(scenario)))
-    result = subprocess.run(
-        [
-            str(checkov),
-            *("-d", str(tmp_path), "--framework", "kubernetes", "--quiet", "--compact"),
-            *("--skip-download", "--config-file", str(CHART / ".checkov.yaml"), "-o", "json"),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-        check=False,
-        timeout=120,
-    )
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
+    run = checkov(tmp_path)
+    reports, failed = run.reports, run.failed
     summary = reports[0]["summary"]
-    failed = [
-        f"{c['check_id']} {c['resource']}"
-        for r in reports
-        for c in r.get("results", {}).get("failed_checks", [])
-    ]
     assert failed == []
-    assert result.returncode == 0, result.stderr
+    assert run.process.returncode == 0, run.process.stderr
     assert summary["passed"] > 500
     assert summary["resource_count"] >= 8 * len(SCENARIOS)

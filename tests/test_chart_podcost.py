@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +11,14 @@ import yaml
 
 from tests.chart_helpers import (
     CHART,
-    CHECKOV,
     NAMESPACE,
     by_kind,
+    checkov,
     container_env,
     helm,
     one,
     pod_environment,
     render,
-    require_tool,
 )
 from workflow_worker.settings import Settings
 
@@ -165,28 +161,10 @@ def test_long_release_names_keep_rbac_names_short() -> None:
 
 def test_checkov_passes_with_the_feature_on(tmp_path: Path) -> None:
     """checkov finds no failed check with the feature on (the token mount is a justified skip)."""
-    checkov = require_tool(CHECKOV)
     manifests = render(sets=[ON, "networkPolicy.enabled=true"])
     (tmp_path / "rendered.yaml").write_text(yaml.safe_dump_all(manifests))
-    result = subprocess.run(
-        [
-            str(checkov),
-            *("-d", str(tmp_path), "--framework", "kubernetes", "--compact"),
-            *("--skip-download", "--config-file", str(CHART / ".checkov.yaml"), "-o", "json"),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-        check=False,
-        timeout=120,
-    )
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [
-        f"{c['check_id']} {c['resource']}"
-        for r in reports
-        for c in r.get("results", {}).get("failed_checks", [])
-    ]
+    run = checkov(tmp_path, quiet=False)
+    reports, failed = run.reports, run.failed
     assert failed == []
     skipped = {c["check_id"] for r in reports for c in r["results"].get("skipped_checks", [])}
     assert "CKV_K8S_38" in skipped
