@@ -15,7 +15,7 @@ import redis
 from tests.conftest import ROOT, make_settings, wait_for
 from tests.console_helpers import BEARER, basic, running_console
 from tests.servers import RedisServer
-from tests.test_security import USER, acl, documented_acl_rules, user_url
+from tests.test_security import acl, documented_acl_rules, server_with_acl_user, user_url
 from workflow_worker.app import Worker
 from workflow_worker.producer.client import Client
 from workflow_worker.workflows.context import JobContext
@@ -31,20 +31,10 @@ def console_extra_rules() -> list[str]:
 
 @pytest.fixture
 def console_acl_server(tmp_path: Path) -> Iterator[tuple[RedisServer, redis.Redis]]:
-    server = RedisServer(tmp_path / "acl")
-    server.start()
-    admin = redis.Redis(port=server.port)
-    try:
-        rules = [*documented_acl_rules(), *console_extra_rules()]
-        try:
-            acl(admin, "SETUSER", USER, "reset", *rules, "+client|setinfo")
-        except redis.exceptions.ResponseError:
-            acl(admin, "SETUSER", USER, "reset", *rules)
-        acl(admin, "LOG", "RESET")
-        yield server, admin
-    finally:
-        admin.close()
-        server.stop()
+    """A private server whose user has the worker's documented rules plus the console's."""
+    rules = [*documented_acl_rules(), *console_extra_rules()]
+    with server_with_acl_user(tmp_path, rules) as started:
+        yield started
 
 
 async def hold(payload: dict[str, Any], ctx: JobContext) -> None:

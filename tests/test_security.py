@@ -8,6 +8,7 @@ tests/test_chart.py::test_keda_shares_the_workers_secret; it is not repeated her
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import re
 import signal
@@ -47,11 +48,20 @@ def documented_acl_rules() -> list[str]:
 @pytest.fixture
 def acl_server(tmp_path: Path) -> Iterator[tuple[RedisServer, redis.Redis]]:
     """A private server with the documented worker user (admin stays the default user)."""
+    with server_with_acl_user(tmp_path, documented_acl_rules()) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def server_with_acl_user(
+    tmp_path: Path, rules: list[str]
+) -> Iterator[tuple[RedisServer, redis.Redis]]:
+    """A private server whose user USER has exactly `rules`, its ACL log empty, and an admin
+    client (the default user); stopped afterwards."""
     server = RedisServer(tmp_path / "acl")
     server.start()
     admin = redis.Redis(port=server.port)
     try:
-        rules = documented_acl_rules()
         try:
             # Redis >= 7.2 and Valkey know CLIENT SETINFO, which redis-py sends on connect.
             acl(admin, "SETUSER", USER, "reset", *rules, "+client|setinfo")
